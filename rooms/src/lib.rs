@@ -1,0 +1,56 @@
+//! JunoSixteen's game rules as sans-IO state machines (the quinn-proto idea).
+//!
+//! A [`Room`] is fed inputs and the time — `handle(now, input)`,
+//! `handle_timeout(now)` — and yields what to send — `poll_output()` — and when
+//! it next wants the clock — `poll_timeout()`. It owns no tokio, reads no clock
+//! and draws no randomness, so every rule is a plain `#[test]` on a simulated
+//! clock, and a match replays exactly from its [`LogEntry`] log ([`replay`]).
+//! Time is [`Millis`] on the room's own timeline (0 = the room's creation).
+//! A room's state is plain serde data, so a node can snapshot it and another adopt it.
+
+mod engine;
+mod output;
+mod settings;
+
+pub use engine::{replay, Room};
+pub use output::{LogEntry, Output, PlayerSummary, RoomError, Summary};
+pub use settings::{Pace, RoomSpec, Settings};
+
+/// Milliseconds on a room's own timeline.
+pub type Millis = u64;
+
+/// Points for a correct answer: 100 + ⌊50 × time left / question time⌋ (WIRE.md §4).
+pub fn points(question_ms: u64, elapsed_ms: u64) -> u64 {
+    let left = question_ms.saturating_sub(elapsed_ms);
+    100 + (50 * left) / question_ms.max(1)
+}
+
+/// What a player or the host asks of a room. Every accepted input is logged with its time.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Input {
+    /// Take a seat (while waiting; `room_full` / `not_allowed` otherwise).
+    Join { user: String, name: String },
+    /// Give up the seat: before play it frees the seat; during play it forfeits (WIRE.md §3).
+    Leave { user: String },
+    /// The creator starts the match early.
+    Start { user: String },
+    /// An answer to question number `q`.
+    Answer { user: String, q: u32, choice: u32 },
+    /// The player's reconnect window ran out: from now on they answer nothing and
+    /// rounds no longer wait for them. Their score stays in the standings.
+    Abandon { user: String },
+}
+
+impl Input {
+    /// The user the input comes from.
+    pub fn user(&self) -> &str {
+        match self {
+            Input::Join { user, .. }
+            | Input::Leave { user }
+            | Input::Start { user }
+            | Input::Answer { user, .. }
+            | Input::Abandon { user } => user,
+        }
+    }
+}
