@@ -1,30 +1,115 @@
-//! The match engine: one state machine for every question-and-round mode.
+//! The match engine: one state machine for every mode. This file holds the
+//! [`Room`] itself — its public API, input dispatch, the log, the lobby and the
+//! timers. The question cycle ([`round`]), the mode rules ([`duel`], [`royale`],
+//! [`raid`], [`tournament`]) and the rankings ([`ranking`]) live in submodules.
 
-use juno_protocol::{Mode, Phase, RoomState};
+mod duel;
+mod raid;
+mod ranking;
+mod roster;
+mod round;
+mod royale;
+mod tournament;
+
+use std::collections::VecDeque;
+
+use juno_protocol::limits::{FULL_LIST_MAX_PLAYERS, TOP_LEADERS};
+use juno_protocol::{Mode, Phase, PlayerState, RoomState, ServerMsg};
 use serde::{Deserialize, Serialize};
 
 use crate::{Input, LogEntry, Millis, Output, RoomError, RoomSpec, Summary};
+use raid::Raid;
+use roster::Roster;
+use tournament::Slot;
 
-/// One live room. Plain data: serialize it to snapshot the match.
+/// At most one lobby `room_state` broadcast per this many ms, so a big lobby
+/// filling up does not cost O(N²) frames.
+pub const LOBBY_STATE_MS: Millis = 250;
+
+/// One live room. Plain data: serialize it to snapshot the match (outputs not
+/// yet polled are not part of the snapshot).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Room {
     spec: RoomSpec,
+    /// Every accepted call, for the record and [`replay`].
     log: Vec<LogEntry>,
+    phase: Phase,
+    roster: Roster,
+    /// The question cycle's next step.
+    clock: Clock,
+    /// Questions opened so far (= the next question number).
+    asked: u32,
+    started_at: Option<Millis>,
+    finished_at: Option<Millis>,
+    lobby: Lobby,
+    /// Raid only, from the start.
+    raid: Option<Raid>,
+    /// Tournament only, from the start: rounds of pairings.
+    bracket: Option<Vec<Vec<Slot>>>,
+    /// What the host has yet to poll.
+    #[serde(skip)]
+    out: VecDeque<Output>,
+}
+
+/// Where the question cycle stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum Clock {
+    /// Nothing scheduled (waiting, tournament, finished).
+    Idle,
+    /// The next question opens at this time (countdown or between rounds).
+    OpensAt(Millis),
+    /// A question is open.
+    Open(OpenQuestion),
+}
+
+/// The open question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct OpenQuestion {
+    q: u32,
+    opened_at: Millis,
+    deadline: Millis,
+    /// Players who can answer and have not yet: the round closes early at 0.
+    pending: u32,
+}
+
+/// Lobby `room_state` coalescing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Lobby {
+    last_sent: Option<Millis>,
+    /// A held-back lobby broadcast is due then.
+    due: Option<Millis>,
 }
 
 impl Room {
+    /// A room waiting for players.
     pub fn new(spec: RoomSpec) -> Room {
-        Room { spec, log: Vec::new() }
+        Room {
+            spec,
+            log: Vec::new(),
+            phase: Phase::Waiting,
+            roster: Roster::default(),
+            clock: Clock::Idle,
+            asked: 0,
+            started_at: None,
+            finished_at: None,
+            lobby: Lobby::default(),
+            raid: None,
+            bracket: None,
+            out: VecDeque::new(),
+        }
     }
 
+    /// What the room was made from.
     pub fn spec(&self) -> &RoomSpec {
         &self.spec
     }
 
+    /// The room's id.
     pub fn id(&self) -> &str {
         &self.spec.room
     }
 
+    /// The room's mode.
     pub fn mode(&self) -> Mode {
         self.spec.mode
     }
@@ -34,43 +119,324 @@ impl Room {
         &self.log
     }
 
-    pub fn handle(&mut self, _now: Millis, _input: Input) -> Result<(), RoomError> {
-        todo!()
+    /// Feeds one input at `now`. Accepted inputs that change the room are logged.
+    pub fn handle(&mut self, now: Millis, input: Input) -> Result<(), RoomError> {
+        if self.apply(now, &input)? {
+            self.log.push(LogEntry {
+                at: now,
+                input: Some(input),
+            });
+        }
+        Ok(())
     }
 
-    pub fn handle_timeout(&mut self, _now: Millis) {
-        todo!()
+    /// Runs whatever is due at `now` (call at or after [`Room::poll_timeout`]; a
+    /// late call acts at `now`). Logged when it did something.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        let mut acted = false;
+        while let Some(due) = self.poll_timeout().filter(|&due| due <= now) {
+            acted = true;
+            if self.lobby.due.is_some_and(|t| t <= now) {
+                self.send_lobby(now);
+            }
+            if self
+                .raid
+                .as_ref()
+                .and_then(Raid::due)
+                .is_some_and(|t| t <= now)
+            {
+                if let Some(frame) = self
+                    .raid
+                    .as_mut()
+                    .and_then(|raid| raid.flush(now, &self.spec.room))
+                {
+                    self.out
+                        .push_back(Output::Broadcast(ServerMsg::Boss(frame)));
+                }
+            }
+            match self.clock {
+                Clock::OpensAt(t) if t <= now => self.open_question(now),
+                Clock::Open(open) if open.deadline <= now => self.close_round(now),
+                _ => {}
+            }
+            debug_assert!(self.poll_timeout() != Some(due), "a due timer must advance");
+        }
+        if acted {
+            self.log.push(LogEntry {
+                at: now,
+                input: None,
+            });
+        }
     }
 
+    /// The next thing to send, in order.
     pub fn poll_output(&mut self) -> Option<Output> {
-        todo!()
+        self.out.pop_front()
     }
 
+    /// When [`Room::handle_timeout`] wants to be called next.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        todo!()
+        let clock = match self.clock {
+            Clock::Idle => None,
+            Clock::OpensAt(t) => Some(t),
+            Clock::Open(open) => Some(open.deadline),
+        };
+        [
+            clock,
+            self.lobby.due,
+            self.raid.as_ref().and_then(Raid::due),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
+    /// Waiting, playing or finished.
     pub fn phase(&self) -> Phase {
-        todo!()
+        self.phase
     }
 
-    /// Whether `user` holds a seat (joined and not left before play).
-    pub fn is_player(&self, _user: &str) -> bool {
-        todo!()
+    /// Whether `user` holds a seat: joined, not left (before play, leaving frees
+    /// the seat; during play it forfeits it).
+    pub fn is_player(&self, user: &str) -> bool {
+        self.roster.get(user).is_some_and(|p| !p.left)
     }
 
+    /// Seats taken: while waiting, the lobby; from the start, everyone who
+    /// started (including players who left since).
     pub fn player_count(&self) -> usize {
-        todo!()
+        self.roster.len()
     }
 
     /// The `room_state` snapshot at `now`; `spectators` is left 0 for the host to fill.
-    pub fn room_state(&self, _now: Millis) -> RoomState {
-        todo!()
+    pub fn room_state(&self, now: Millis) -> RoomState {
+        let players = self.roster.all();
+        let state = |p: &roster::Player| PlayerState {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            score: p.score,
+            alive: p.alive(),
+        };
+        let listed = if players.len() <= FULL_LIST_MAX_PLAYERS {
+            players.iter().map(state).collect()
+        } else {
+            let mut order: Vec<&roster::Player> = players.iter().collect();
+            let by_score = |a: &&roster::Player, b: &&roster::Player| {
+                b.score.cmp(&a.score).then_with(|| a.id.cmp(&b.id))
+            };
+            order.select_nth_unstable_by(TOP_LEADERS - 1, by_score);
+            order.truncate(TOP_LEADERS);
+            order.sort_unstable_by(by_score);
+            order.into_iter().map(state).collect()
+        };
+        let question = match self.clock {
+            Clock::Open(open) => self.question_msg(open.q, open.deadline.saturating_sub(now)),
+            _ => None,
+        };
+        RoomState {
+            room: self.spec.room.clone(),
+            mode: self.spec.mode,
+            phase: self.phase,
+            players: listed,
+            player_count: players.len() as u32,
+            spectators: 0,
+            question,
+            boss: self.raid.as_ref().map(Raid::hp),
+            bracket: (self.spec.mode == Mode::Tournament).then(|| self.pairings()),
+        }
+    }
+
+    /// Applies `input`; `Ok(true)` when the room changed (and the input is logged).
+    fn apply(&mut self, now: Millis, input: &Input) -> Result<bool, RoomError> {
+        if self.phase == Phase::Finished {
+            return match input {
+                Input::Leave { .. } => Ok(false),
+                _ => Err(RoomError::NotAllowed("the match is over")),
+            };
+        }
+        match input {
+            Input::Join { user, name } => self.join(now, user, name),
+            Input::Leave { user } => self.leave(now, user),
+            Input::Start { user } => self.start_by(now, user),
+            Input::Answer { user, q, choice } => self.answer(now, user, *q, *choice),
+            Input::Abandon { user } => self.abandon(now, user),
+            Input::DuelOver {
+                room,
+                winner,
+                scores,
+            } => self.duel_over(now, room, winner, scores),
+        }
+    }
+
+    fn min_players(&self) -> usize {
+        match self.spec.mode {
+            Mode::Raid => 1,
+            Mode::Duel | Mode::BattleRoyale | Mode::Tournament => 2,
+        }
+    }
+
+    fn join(&mut self, now: Millis, user: &str, name: &str) -> Result<bool, RoomError> {
+        if self.phase != Phase::Waiting {
+            return Err(RoomError::NotAllowed("the match already started"));
+        }
+        if self.roster.get(user).is_some() {
+            return Ok(false);
+        }
+        if self.roster.len() >= self.spec.settings.max_players as usize {
+            return Err(RoomError::RoomFull);
+        }
+        self.roster.seat(user, name);
+        if self.roster.len() >= self.spec.settings.max_players as usize
+            && self.roster.len() >= self.min_players()
+        {
+            self.start(now);
+        } else {
+            self.lobby_changed(now);
+        }
+        Ok(true)
+    }
+
+    fn leave(&mut self, now: Millis, user: &str) -> Result<bool, RoomError> {
+        if self.phase == Phase::Waiting {
+            if !self.roster.unseat(user) {
+                return Err(RoomError::NotInRoom);
+            }
+            self.lobby_changed(now);
+            return Ok(true);
+        }
+        let seat = self.roster.position(user).ok_or(RoomError::NotInRoom)?;
+        if self.roster.all()[seat].left {
+            return Ok(false);
+        }
+        match self.spec.mode {
+            Mode::Tournament => return self.tournament_leave(now, user),
+            Mode::Duel => {
+                self.roster.all_mut()[seat].left = true;
+                self.finish(now);
+                return Ok(true);
+            }
+            Mode::BattleRoyale | Mode::Raid => {}
+        }
+        self.withdraw(seat);
+        let out_in = match self.clock {
+            Clock::Open(open) => open.q,
+            _ => self.asked,
+        };
+        let br = self.spec.mode == Mode::BattleRoyale;
+        let player = &mut self.roster.all_mut()[seat];
+        player.left = true;
+        if br && player.eliminated_in.is_none() {
+            player.eliminated_in = Some(out_in);
+        }
+        if br && self.alive_count() <= 1 {
+            self.finish(now);
+        } else {
+            self.close_if_done(now);
+        }
+        Ok(true)
+    }
+
+    /// The reconnect window ran out. While waiting this frees the seat (a gone
+    /// player must not hold a lobby seat or start a duel); during play the player
+    /// answers nothing more and rounds stop waiting for them.
+    fn abandon(&mut self, now: Millis, user: &str) -> Result<bool, RoomError> {
+        if self.phase == Phase::Waiting {
+            return self.leave(now, user);
+        }
+        let seat = self.roster.position(user).ok_or(RoomError::NotInRoom)?;
+        let player = &self.roster.all()[seat];
+        if player.abandoned || player.left {
+            return Ok(false);
+        }
+        self.withdraw(seat);
+        self.roster.all_mut()[seat].abandoned = true;
+        self.close_if_done(now);
+        Ok(true)
+    }
+
+    fn start_by(&mut self, now: Millis, user: &str) -> Result<bool, RoomError> {
+        if self.phase != Phase::Waiting {
+            return Err(RoomError::NotAllowed("the match already started"));
+        }
+        if self.spec.creator.as_deref() != Some(user) {
+            return Err(RoomError::NotAllowed(
+                "only the room's creator can start it",
+            ));
+        }
+        if self.roster.len() < self.min_players() {
+            return Err(RoomError::NotAllowed("not enough players to start"));
+        }
+        self.start(now);
+        Ok(true)
+    }
+
+    /// Waiting → playing at `now`.
+    fn start(&mut self, now: Millis) {
+        self.phase = Phase::Playing;
+        self.started_at = Some(now);
+        self.lobby.due = None;
+        let spawns = match self.spec.mode {
+            Mode::Tournament => self.build_bracket(),
+            Mode::Raid => {
+                let players = self.roster.len() as u64;
+                let max_hp = self.spec.settings.boss_hp.unwrap_or(1000 * players);
+                self.raid = Some(Raid::new(max_hp.max(1)));
+                Vec::new()
+            }
+            Mode::Duel | Mode::BattleRoyale => Vec::new(),
+        };
+        self.out.push_back(Output::Started);
+        let state = self.room_state(now);
+        self.out
+            .push_back(Output::Broadcast(ServerMsg::RoomState(state)));
+        if self.spec.mode == Mode::Tournament {
+            let msg = self.bracket_msg();
+            self.out.push_back(Output::Broadcast(msg));
+            self.out.extend(spawns);
+        } else {
+            self.clock = Clock::OpensAt(now + self.spec.settings.countdown_ms);
+        }
+    }
+
+    /// The lobby changed: broadcast it now, or once the coalescing window ends.
+    fn lobby_changed(&mut self, now: Millis) {
+        if self.lobby.due.is_some() {
+            return;
+        }
+        match self.lobby.last_sent {
+            Some(t) if now < t + LOBBY_STATE_MS => self.lobby.due = Some(t + LOBBY_STATE_MS),
+            _ => self.send_lobby(now),
+        }
+    }
+
+    fn send_lobby(&mut self, now: Millis) {
+        self.lobby.due = None;
+        self.lobby.last_sent = Some(now);
+        let state = self.room_state(now);
+        self.out
+            .push_back(Output::Broadcast(ServerMsg::RoomState(state)));
     }
 }
 
 /// Feeds `log` into a fresh room made from `spec` and returns the summary it ends with.
 pub fn replay(spec: RoomSpec, log: &[LogEntry]) -> Option<Summary> {
-    let _ = (spec, log);
-    todo!()
+    let mut room = Room::new(spec);
+    let mut summary = None;
+    for entry in log {
+        match &entry.input {
+            // A logged input was accepted when recorded, and the room is
+            // deterministic, so it is accepted again; an error would mean a
+            // log from another spec and is ignored like the original would be.
+            Some(input) => {
+                let _ = room.handle(entry.at, input.clone());
+            }
+            None => room.handle_timeout(entry.at),
+        }
+        while let Some(out) = room.poll_output() {
+            if let Output::Finished(done) = out {
+                summary = Some(*done);
+            }
+        }
+    }
+    summary
 }

@@ -40,17 +40,26 @@ pub enum Input {
     /// The player's reconnect window ran out: from now on they answer nothing and
     /// rounds no longer wait for them. Their score stays in the standings.
     Abandon { user: String },
+    /// Tournament only: the host reports that the child duel `room` (spawned by
+    /// [`Output::SpawnDuel`]) finished with `winner`; `scores` are the duel's point
+    /// totals per user and add to the entrants' tournament scores.
+    DuelOver {
+        room: String,
+        winner: String,
+        scores: Vec<(String, u64)>,
+    },
 }
 
 impl Input {
-    /// The user the input comes from.
-    pub fn user(&self) -> &str {
+    /// The user the input comes from; `None` for inputs from the host itself ([`Input::DuelOver`]).
+    pub fn user(&self) -> Option<&str> {
         match self {
             Input::Join { user, .. }
             | Input::Leave { user }
             | Input::Start { user }
             | Input::Answer { user, .. }
-            | Input::Abandon { user } => user,
+            | Input::Abandon { user } => Some(user),
+            Input::DuelOver { .. } => None,
         }
     }
 }

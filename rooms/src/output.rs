@@ -1,6 +1,6 @@
 //! What a room hands back to its host: frames to send, the match summary, errors.
 
-use juno_protocol::{ErrorCode, MatchResult, ServerMsg};
+use juno_protocol::{ErrorCode, MatchResult, PlayerRef, ServerMsg};
 use serde::{Deserialize, Serialize};
 
 use crate::{Input, Millis};
@@ -16,6 +16,19 @@ pub enum Output {
     Started,
     /// The match ended; the `result` frame was already broadcast just before this.
     Finished(Box<Summary>),
+    /// Tournament only: create the duel `room` (a [`crate::RoomSpec`] with `parent` =
+    /// this tournament, the same questions and pace), seat `players` in it (they get
+    /// `match_found`), and report its end back with [`crate::Input::DuelOver`].
+    /// `room` is `"{tournament}.{round}.{index}"`, both numbers 0-based.
+    SpawnDuel {
+        room: String,
+        players: [PlayerRef; 2],
+        round: u32,
+    },
+    /// Tournament only: `user` left the tournament while playing the duel `room`;
+    /// the host feeds that duel an [`crate::Input::Leave`] for them, whose
+    /// [`crate::Input::DuelOver`] then comes back as usual.
+    Forfeit { room: String, user: String },
 }
 
 /// One accepted call into the room: an input, or `None` for `handle_timeout`.
@@ -50,7 +63,9 @@ pub struct PlayerSummary {
     pub answered: u32,
     /// Sum of answer times of correct answers (the duel tie-break).
     pub correct_ms: u64,
-    /// Battle royale: the question number in which the player went out.
+    /// Battle royale: the question number in which the player went out (leaving
+    /// counts as going out in the open or next question). Tournament: the bracket
+    /// round (0-based) the entrant lost in.
     pub eliminated_in: Option<u32>,
     /// Left during play (forfeit).
     pub left: bool,
