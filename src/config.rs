@@ -1,0 +1,253 @@
+//! Node configuration: the environment variables of WIRE.md §1, optionally
+//! layered over a `KEY=VALUE` file (`--config FILE` or `JUNO_CONFIG`); the
+//! environment wins over the file, the file over the defaults.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use juno_rooms::Pace;
+
+/// Everything a node is started with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address for HTTP and WebSocket.
+    pub listen: SocketAddr,
+    /// `postgres://…` or `sqlite://PATH`.
+    pub database_url: String,
+    /// Set = cluster mode (not used by a single node).
+    pub redis_url: Option<String>,
+    /// This node's name, shown in `welcome.node` and `/health`.
+    pub node_id: String,
+    /// HS256 secrets: the first signs, all verify. Empty = dev mode.
+    pub jwt_secrets: Vec<String>,
+    /// Bearer token for `/admin/*`; `None` disables the admin API.
+    pub admin_token: Option<String>,
+    /// Per-connection frame budget.
+    pub rate_per_sec: u32,
+    pub rate_burst: u32,
+    /// Largest accepted client frame; larger ones close the connection with 1009.
+    pub max_frame_bytes: usize,
+    /// Longest a drain waits for running rooms.
+    pub drain_timeout: Duration,
+    /// How long a dropped player's seat is kept.
+    pub resume: Duration,
+    /// Default match pace.
+    pub pace: Pace,
+    /// How long a client may keep flooding before it is closed with 1008 (`JUNO_FLOOD_CLOSE_SECS`).
+    pub flood_close: Duration,
+    /// Frames a connection may have waiting to be written before it counts as stuck
+    /// and is disconnected (`JUNO_OUTGOING_QUEUE`).
+    pub outgoing_queue: usize,
+    /// WebSocket ping interval; a peer silent for three intervals is dropped (`JUNO_KEEPALIVE_SECS`).
+    pub keepalive: Duration,
+    /// How long a finished room still answers `room_state` before `not_found` (`JUNO_FINISHED_ROOM_SECS`).
+    pub finished_linger: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "sqlite://juno.db".into(),
+            redis_url: None,
+            node_id: default_node_id(),
+            jwt_secrets: Vec::new(),
+            admin_token: None,
+            rate_per_sec: 10,
+            rate_burst: 20,
+            max_frame_bytes: juno_protocol::limits::DEFAULT_MAX_FRAME_BYTES,
+            drain_timeout: Duration::from_secs(600),
+            resume: Duration::from_secs(20),
+            pace: Pace::default(),
+            flood_close: Duration::from_secs(10),
+            outgoing_queue: 256,
+            keepalive: Duration::from_secs(30),
+            finished_linger: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the environment over the optional file over the defaults.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("JUNO_CONFIG").map(PathBuf::from));
+        let file_values = match file {
+            Some(path) => parse_file(&path)?,
+            None => HashMap::new(),
+        };
+        Config::from_lookup(|key| {
+            std::env::var(key)
+                .ok()
+                .or_else(|| file_values.get(key).cloned())
+        })
+    }
+
+    /// Builds a config from any key lookup (the environment, a file, a test's map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
+        let mut c = Config::default();
+        let num = |key: &str| -> anyhow::Result<Option<u64>> {
+            get(key)
+                .map(|v| {
+                    v.trim()
+                        .parse::<u64>()
+                        .with_context(|| format!("{key} must be a whole number, got '{v}'"))
+                })
+                .transpose()
+        };
+        if let Some(v) = get("JUNO_LISTEN") {
+            c.listen = v
+                .parse()
+                .with_context(|| format!("JUNO_LISTEN must be address:port, got '{v}'"))?;
+        }
+        if let Some(v) = get("DATABASE_URL") {
+            c.database_url = v;
+        }
+        c.redis_url = get("REDIS_URL").filter(|v| !v.is_empty());
+        if let Some(v) = get("JUNO_NODE_ID").filter(|v| !v.is_empty()) {
+            c.node_id = v;
+        }
+        if let Some(v) = get("JUNO_JWT_SECRET") {
+            c.jwt_secrets = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+        }
+        c.admin_token = get("JUNO_ADMIN_TOKEN").filter(|v| !v.is_empty());
+        if let Some(v) = num("JUNO_RATE_PER_SEC")? {
+            c.rate_per_sec = u32::try_from(v).context("JUNO_RATE_PER_SEC too large")?;
+        }
+        if let Some(v) = num("JUNO_RATE_BURST")? {
+            c.rate_burst = u32::try_from(v).context("JUNO_RATE_BURST too large")?;
+        }
+        if c.rate_per_sec == 0 || c.rate_burst == 0 {
+            bail!("JUNO_RATE_PER_SEC and JUNO_RATE_BURST must be at least 1");
+        }
+        if let Some(v) = num("JUNO_MAX_FRAME_BYTES")? {
+            c.max_frame_bytes = usize::try_from(v).context("JUNO_MAX_FRAME_BYTES too large")?;
+        }
+        if c.max_frame_bytes < 64 {
+            bail!("JUNO_MAX_FRAME_BYTES must be at least 64");
+        }
+        if let Some(v) = num("JUNO_DRAIN_TIMEOUT_SECS")? {
+            c.drain_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = num("JUNO_RESUME_SECS")? {
+            c.resume = Duration::from_secs(v);
+        }
+        if let Some(v) = num("JUNO_QUESTIONS")? {
+            c.pace.questions = u32::try_from(v)
+                .ok()
+                .filter(|q| (1..=juno_protocol::limits::MAX_QUESTIONS).contains(q))
+                .context("JUNO_QUESTIONS must be 1-50")?;
+        }
+        if let Some(v) = num("JUNO_QUESTION_MS")? {
+            if v < juno_protocol::limits::MIN_QUESTION_MS {
+                bail!("JUNO_QUESTION_MS must be at least 100");
+            }
+            c.pace.question_ms = v;
+        }
+        if let Some(v) = num("JUNO_COUNTDOWN_MS")? {
+            c.pace.countdown_ms = v;
+        }
+        if let Some(v) = num("JUNO_BETWEEN_MS")? {
+            c.pace.between_ms = v;
+        }
+        if let Some(v) = num("JUNO_FLOOD_CLOSE_SECS")? {
+            c.flood_close = Duration::from_secs(v);
+        }
+        if let Some(v) = num("JUNO_OUTGOING_QUEUE")? {
+            c.outgoing_queue = usize::try_from(v).unwrap_or(usize::MAX).max(1);
+        }
+        if let Some(v) = num("JUNO_KEEPALIVE_SECS")? {
+            c.keepalive = Duration::from_secs(v.max(1));
+        }
+        if let Some(v) = num("JUNO_FINISHED_ROOM_SECS")? {
+            c.finished_linger = Duration::from_secs(v);
+        }
+        Ok(c)
+    }
+
+    /// Whether the node runs without configured secrets (tokens from `POST /auth/dev-token`).
+    pub fn dev_mode(&self) -> bool {
+        self.jwt_secrets.is_empty()
+    }
+
+    /// The embedded database's file, if the node uses SQLite.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let rest = self
+            .database_url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.database_url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or(rest);
+        Some(PathBuf::from(path))
+    }
+}
+
+fn parse_file(path: &Path) -> anyhow::Result<HashMap<String, String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    let mut values = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            bail!("{}:{}: expected KEY=VALUE", path.display(), n + 1);
+        };
+        let value = value.trim().trim_matches('"');
+        values.insert(key.trim().to_string(), value.to_string());
+    }
+    Ok(values)
+}
+
+fn default_node_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "juno".into());
+    format!("{host}-{:04x}", rand::random::<u16>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_values_override_defaults() {
+        let c = Config::from_lookup(|k| match k {
+            "JUNO_LISTEN" => Some("0.0.0.0:9000".into()),
+            "JUNO_JWT_SECRET" => Some("a, b".into()),
+            "JUNO_QUESTION_MS" => Some("500".into()),
+            _ => None,
+        })
+        .expect("valid config");
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.jwt_secrets, vec!["a", "b"]);
+        assert_eq!(c.pace.question_ms, 500);
+        assert_eq!(c.rate_per_sec, 10);
+        assert!(!c.dev_mode());
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_key_named() {
+        let err =
+            Config::from_lookup(|k| (k == "JUNO_RATE_PER_SEC").then(|| "fast".into())).unwrap_err();
+        assert!(err.to_string().contains("JUNO_RATE_PER_SEC"));
+    }
+
+    #[test]
+    fn sqlite_path_is_found() {
+        let c = Config::default();
+        assert_eq!(c.sqlite_path(), Some(PathBuf::from("juno.db")));
+    }
+}

@@ -1,0 +1,323 @@
+//! One WebSocket connection: a reader (this task) that decodes, rate-limits and
+//! dispatches client frames, and a writer task that drains the connection's
+//! bounded queue of encoded frames and keeps the socket alive with pings.
+//! When either half ends, the other is stopped.
+
+use std::collections::HashSet;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use juno_protocol::{
+    decode_client, encode, ClientFrame, ClientMsg, ErrorCode, Mode, Pong, ServerMsg, Welcome,
+};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Identity;
+use crate::dispatch;
+use crate::node::Node;
+use crate::room_host::RoomCmd;
+use crate::session::{ConnHandle, Outbound};
+
+/// WebSocket close codes the contract uses.
+pub mod close_code {
+    pub const NORMAL: u16 = 1000;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+    pub const RESTART: u16 = 1012;
+}
+
+/// What this connection is doing beyond being seated (which the node tracks).
+pub struct ConnState {
+    pub handle: ConnHandle,
+    pub identity: Identity,
+    /// Rooms this connection spectates, to leave them when it ends.
+    pub spectating: HashSet<String>,
+}
+
+/// Serves one upgraded connection until it closes.
+pub async fn serve(node: Arc<Node>, socket: WebSocket, identity: Identity) {
+    node.metrics.ws_connections.inc();
+    let (handle, outgoing) = node
+        .sessions
+        .open(&identity.user, node.config.outgoing_queue);
+    if let Some(old) = node.sessions.register(handle.clone()) {
+        old.send(encode(&ServerMsg::error(
+            None,
+            ErrorCode::Replaced,
+            "a newer connection of yours took over",
+        )));
+        old.close(close_code::NORMAL, "replaced");
+    }
+    node.metrics.active_users.set(node.sessions.len() as i64);
+
+    let (sink, stream) = socket.split();
+    let writer = tokio::spawn(write_loop(
+        sink,
+        outgoing,
+        handle.stop.clone(),
+        node.config.keepalive,
+    ));
+
+    let seat = node.seat_of(&identity.user);
+    handle.send(encode(&ServerMsg::Welcome(Welcome {
+        user: identity.user.clone(),
+        name: identity.name.clone(),
+        node: node.config.node_id.clone(),
+        proto: juno_protocol::PROTO_VERSION,
+        flags: node.flags_for(&identity.user),
+        rooms: seat.iter().cloned().collect(),
+    })));
+    if let Some(room) = seat.and_then(|r| node.rooms.get(&r).map(|h| h.tx.clone())) {
+        let _ = room
+            .send(RoomCmd::Reconnected {
+                user: identity.user.clone(),
+            })
+            .await;
+    }
+    let touch = node.clone();
+    let who = identity.clone();
+    tokio::spawn(async move {
+        if let Err(e) = touch
+            .store
+            .touch_user(&who.user, &who.name, chrono::Utc::now())
+            .await
+        {
+            tracing::warn!(error = %format!("{e:#}"), "recording login");
+        }
+    });
+
+    let mut state = ConnState {
+        handle: handle.clone(),
+        identity,
+        spectating: HashSet::new(),
+    };
+    read_loop(&node, &mut state, stream).await;
+
+    handle.stop.cancel();
+    let _ = writer.await;
+    let user = state.identity.user.clone();
+    if node.sessions.unregister(&handle) {
+        node.matchmaker.remove(&user);
+        if let Some(room) = node
+            .seat_of(&user)
+            .and_then(|r| node.rooms.get(&r).map(|h| h.tx.clone()))
+        {
+            let _ = room
+                .send(RoomCmd::Disconnected { user: user.clone() })
+                .await;
+        }
+    }
+    for room in state.spectating {
+        if let Some(tx) = node.rooms.get(&room).map(|h| h.tx.clone()) {
+            let _ = tx.send(RoomCmd::Unspectate { user: user.clone() }).await;
+        }
+    }
+    node.metrics.ws_connections.dec();
+    node.metrics.active_users.set(node.sessions.len() as i64);
+}
+
+/// Per-connection frame budget, with the contract's flood handling.
+struct Budget {
+    limiter: DefaultDirectRateLimiter,
+    /// Last `rate_limited` error sent (one a second at most).
+    last_error: Option<Instant>,
+    /// Start of the current run of dropped frames, and the last drop.
+    flood_since: Option<Instant>,
+    last_drop: Option<Instant>,
+    flood_close: Duration,
+}
+
+enum Verdict {
+    Pass,
+    /// Drop the frame; send a `rate_limited` error if `true`.
+    Drop(bool),
+    /// Flooding too long: close with 1008.
+    Close,
+}
+
+impl Budget {
+    fn new(per_sec: u32, burst: u32, flood_close: Duration) -> Budget {
+        // Invariant: Config refuses zero rates, so both are at least 1.
+        let per_sec = NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+        Budget {
+            limiter: RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst)),
+            last_error: None,
+            flood_since: None,
+            last_drop: None,
+            flood_close,
+        }
+    }
+
+    fn check(&mut self, now: Instant) -> Verdict {
+        if self.limiter.check().is_ok() {
+            return Verdict::Pass;
+        }
+        // A gap of more than a second between drops ends a flood.
+        if self
+            .last_drop
+            .is_none_or(|t| now.duration_since(t) > Duration::from_secs(1))
+        {
+            self.flood_since = Some(now);
+        }
+        self.last_drop = Some(now);
+        if self
+            .flood_since
+            .is_some_and(|t| now.duration_since(t) >= self.flood_close)
+        {
+            return Verdict::Close;
+        }
+        let tell = self
+            .last_error
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1));
+        if tell {
+            self.last_error = Some(now);
+        }
+        Verdict::Drop(tell)
+    }
+}
+
+async fn read_loop(node: &Arc<Node>, state: &mut ConnState, mut stream: SplitStream<WebSocket>) {
+    let cfg = &node.config;
+    let mut budget = Budget::new(cfg.rate_per_sec, cfg.rate_burst, cfg.flood_close);
+    // A peer that answers none of three pings is gone.
+    let idle = cfg.keepalive * 3;
+    let stop = state.handle.stop.clone();
+    loop {
+        let next = tokio::select! {
+            _ = stop.cancelled() => return,
+            next = tokio::time::timeout(idle, stream.next()) => next,
+        };
+        let msg = match next {
+            Err(_) => {
+                tracing::debug!(user = %state.identity.user, "peer silent too long");
+                return;
+            }
+            Ok(None) => return,
+            Ok(Some(Err(e))) => {
+                if is_too_big(e) {
+                    state.handle.close(close_code::TOO_BIG, "frame too large");
+                }
+                return;
+            }
+            Ok(Some(Ok(msg))) => msg,
+        };
+        let data = match msg {
+            Message::Binary(data) => Some(data),
+            Message::Text(_) => None,
+            Message::Close(_) => return,
+            Message::Ping(_) | Message::Pong(_) => continue,
+        };
+        node.metrics.frames_received_total.inc();
+        let received = Instant::now();
+        match budget.check(received) {
+            Verdict::Pass => {}
+            Verdict::Drop(tell) => {
+                node.metrics.rate_limited_total.inc();
+                if tell {
+                    state.handle.send(encode(&ServerMsg::error(
+                        None,
+                        ErrorCode::RateLimited,
+                        "too many frames; slow down",
+                    )));
+                }
+                continue;
+            }
+            Verdict::Close => {
+                node.metrics.rate_limited_total.inc();
+                state.handle.close(close_code::POLICY, "flooding");
+                return;
+            }
+        }
+        let Some(data) = data else {
+            state.handle.send(encode(&ServerMsg::error(
+                None,
+                ErrorCode::BadFrame,
+                "frames must be binary MessagePack",
+            )));
+            continue;
+        };
+        match decode_client(&data) {
+            Err(e) => {
+                state.handle.send(encode(&e.to_msg()));
+            }
+            Ok(ClientFrame {
+                rid,
+                msg: ClientMsg::Ping,
+            }) => {
+                let ts = chrono::Utc::now().timestamp_millis().max(0) as u64;
+                state
+                    .handle
+                    .send(encode(&ServerMsg::Pong(Pong { rid, ts })));
+            }
+            Ok(frame) => {
+                if let Err(refusal) =
+                    dispatch::handle(node, state, frame.rid, frame.msg, received).await
+                {
+                    state.handle.send(encode(&refusal.to_msg(frame.rid)));
+                }
+            }
+        }
+    }
+}
+
+/// Whether a read error is tungstenite refusing a frame over the size limit.
+fn is_too_big(e: axum::Error) -> bool {
+    let inner = e.into_inner();
+    matches!(
+        inner.downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    )
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outgoing: mpsc::Receiver<Outbound>,
+    stop: CancellationToken,
+    keepalive: Duration,
+) {
+    let mut ping = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
+    loop {
+        let next = tokio::select! {
+            biased;
+            out = outgoing.recv() => out,
+            _ = ping.tick() => Some(Outbound::Frame(Bytes::new())),
+            _ = stop.cancelled() => None,
+        };
+        let message = match next {
+            None => break,
+            // The empty frame is the keepalive tick.
+            Some(Outbound::Frame(data)) if data.is_empty() => Message::Ping(Bytes::new()),
+            Some(Outbound::Frame(data)) => Message::Binary(data),
+            Some(Outbound::Close(code, reason)) => {
+                let close = Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                }));
+                let _ = tokio::time::timeout(Duration::from_secs(2), sink.send(close)).await;
+                break;
+            }
+        };
+        let sent = tokio::select! {
+            r = sink.send(message) => r.is_ok(),
+            _ = stop.cancelled() => false,
+        };
+        if !sent {
+            break;
+        }
+    }
+    stop.cancel();
+}
+
+/// Whether `mode` may be queued for (only duels are matched by `queue`).
+pub fn queueable(mode: Mode) -> bool {
+    mode == Mode::Duel
+}

@@ -1,0 +1,176 @@
+//! Prometheus metrics (WIRE.md §6 names) and the `/metrics` text rendering.
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Every metric the node exports, registered in its own registry (so tests can run
+/// several nodes in one process).
+pub struct Metrics {
+    registry: Registry,
+    pub requests_total: IntCounterVec,
+    pub response_time_seconds: HistogramVec,
+    pub active_users: IntGauge,
+    pub mission_success_rate: GaugeVec,
+    pub ws_connections: IntGauge,
+    pub rooms_active: IntGaugeVec,
+    pub frames_received_total: IntCounter,
+    pub frames_sent_total: IntCounter,
+    pub rate_limited_total: IntCounter,
+    pub matches_completed_total: IntCounterVec,
+    /// Clients disconnected because their outgoing queue overflowed.
+    pub slow_consumers_total: IntCounter,
+    /// Match results that could not be written at once and wait in the outbox.
+    pub outbox_pending: IntGauge,
+    pub process_resident_memory_bytes: IntGauge,
+    pub process_cpu_seconds_total: prometheus::Gauge,
+    /// Plays and successes per world behind `mission_success_rate`.
+    mission_tally: std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        // Invariant: names and labels below are static, valid and registered once
+        // per registry, so creation and registration cannot fail.
+        macro_rules! reg {
+            ($metric:expr) => {{
+                let m = $metric.expect("static metric definition is valid");
+                registry
+                    .register(Box::new(m.clone()))
+                    .expect("metric registered once");
+                m
+            }};
+        }
+        Metrics {
+            requests_total: reg!(IntCounterVec::new(
+                Opts::new("requests_total", "HTTP requests by method, path and status"),
+                &["method", "path", "status"]
+            )),
+            response_time_seconds: reg!(HistogramVec::new(
+                HistogramOpts::new("response_time_seconds", "HTTP response time in seconds")
+                    .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0]),
+                &["method", "path"]
+            )),
+            active_users: reg!(IntGauge::new(
+                "active_users",
+                "Users with a live connection"
+            )),
+            mission_success_rate: reg!(GaugeVec::new(
+                Opts::new(
+                    "mission_success_rate",
+                    "Share of finished mission plays that succeeded, by world"
+                ),
+                &["world"]
+            )),
+            ws_connections: reg!(IntGauge::new(
+                "ws_connections",
+                "Open WebSocket connections on this node"
+            )),
+            rooms_active: reg!(IntGaugeVec::new(
+                Opts::new("rooms_active", "Rooms hosted on this node, by mode"),
+                &["mode"]
+            )),
+            frames_received_total: reg!(IntCounter::new(
+                "frames_received_total",
+                "WebSocket frames received from clients"
+            )),
+            frames_sent_total: reg!(IntCounter::new(
+                "frames_sent_total",
+                "WebSocket frames sent to clients"
+            )),
+            rate_limited_total: reg!(IntCounter::new(
+                "rate_limited_total",
+                "Client frames dropped by the rate limit"
+            )),
+            matches_completed_total: reg!(IntCounterVec::new(
+                Opts::new("matches_completed_total", "Matches finished, by mode"),
+                &["mode"]
+            )),
+            slow_consumers_total: reg!(IntCounter::new(
+                "slow_consumers_total",
+                "Clients disconnected because they did not read their frames"
+            )),
+            outbox_pending: reg!(IntGauge::new(
+                "outbox_pending",
+                "Match results waiting to be written"
+            )),
+            process_resident_memory_bytes: reg!(IntGauge::new(
+                "process_resident_memory_bytes",
+                "Resident memory of the server process"
+            )),
+            process_cpu_seconds_total: reg!(prometheus::Gauge::new(
+                "process_cpu_seconds_total",
+                "User and system CPU time of the server process"
+            )),
+            mission_tally: Default::default(),
+            registry,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        self.sample_process();
+        let mut out = Vec::new();
+        // Writing text into a Vec cannot fail for well-formed metric families.
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "encoding metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Reads RSS and CPU time from /proc (Linux); elsewhere they stay 0.
+    fn sample_process(&self) {
+        let page = 4096;
+        if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
+            if let Some(rss) = statm
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<i64>().ok())
+            {
+                self.process_resident_memory_bytes.set(rss * page);
+            }
+        }
+        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+            // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+            if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                let ticks = |i: usize| {
+                    fields
+                        .get(i)
+                        .and_then(|v| v.parse::<f64>().ok())
+                        .unwrap_or(0.0)
+                };
+                let clock_ticks_per_sec = 100.0;
+                self.process_cpu_seconds_total
+                    .set((ticks(11) + ticks(12)) / clock_ticks_per_sec);
+            }
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Updates `mission_success_rate{world}` with one finished match's players.
+    pub fn observe_mission(&self, world: &str, players: &[juno_rooms::PlayerSummary], asked: u32) {
+        let mut tally = self.mission_tally.lock().unwrap_or_else(|p| p.into_inner());
+        let (plays, successes) = tally.entry(world.to_string()).or_insert((0, 0));
+        for p in players {
+            *plays += 1;
+            if crate::store::mission_success(p.correct, asked) {
+                *successes += 1;
+            }
+        }
+        if *plays > 0 {
+            self.mission_success_rate
+                .with_label_values(&[world])
+                .set(*successes as f64 / *plays as f64);
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The node: everything a connection, a room host and an HTTP handler share —
+//! configuration, keys, the store, metrics, live connections, rooms and seats,
+//! matchmaking, flags, the results outbox, and the drain state.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use juno_protocol::{encode, ErrorCode, Flags, Mission, Mode, PlayerRef, RoomOptions, ServerMsg};
+use juno_rooms::{RoomSpec, Settings};
+use rand::seq::SliceRandom;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::matchmaker::Matchmaker;
+use crate::metrics::Metrics;
+use crate::outbox::Outbox;
+use crate::room_host::{self, RoomCmd};
+use crate::session::{ConnHandle, Sessions};
+use crate::store::Store;
+
+/// How to reach a room hosted on this node.
+#[derive(Clone, Debug)]
+pub struct RoomHandle {
+    pub tx: mpsc::Sender<RoomCmd>,
+    pub mode: Mode,
+    /// Set by the host when the match ends (the room lingers a while after).
+    pub finished: Arc<AtomicBool>,
+}
+
+impl RoomHandle {
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+}
+
+/// A refusal to send back to the client as an `error` frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub msg: String,
+}
+
+impl Refusal {
+    pub fn new(code: ErrorCode, msg: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            msg: msg.into(),
+        }
+    }
+
+    pub fn to_msg(&self, rid: Option<u64>) -> ServerMsg {
+        ServerMsg::error(rid, self.code, self.msg.clone())
+    }
+}
+
+/// Who a new room seats first and who hears back about its creation.
+pub struct RoomStart {
+    /// Players seated before anything else happens.
+    pub seat: Vec<PlayerRef>,
+    /// Send `match_found` to the seated players (matchmaking and tournament pairings).
+    pub announce: bool,
+    /// A creator who watches instead of playing.
+    pub spectator: Option<String>,
+    /// The `create` to answer with `ok {room}`.
+    pub reply: Option<(ConnHandle, Option<u64>)>,
+}
+
+/// The shared state of one server process.
+pub struct Node {
+    pub config: Config,
+    pub auth: Auth,
+    pub store: Store,
+    pub metrics: Metrics,
+    pub sessions: Sessions,
+    /// Rooms hosted here, by id.
+    pub rooms: DashMap<String, RoomHandle>,
+    /// The room each user is seated in (one running room at a time).
+    pub seats: DashMap<String, String>,
+    pub matchmaker: Matchmaker,
+    flags: RwLock<BTreeMap<String, bool>>,
+    pub outbox: Outbox,
+    draining: AtomicBool,
+    /// Cancelled when the node stops serving.
+    pub shutdown: CancellationToken,
+    /// Room host tasks, so shutdown can wait for them.
+    pub room_tasks: TaskTracker,
+}
+
+impl Node {
+    pub fn new(
+        config: Config,
+        auth: Auth,
+        store: Store,
+        flags: BTreeMap<String, bool>,
+    ) -> Arc<Node> {
+        let metrics = Metrics::new();
+        let sessions = Sessions::new(
+            metrics.frames_sent_total.clone(),
+            metrics.slow_consumers_total.clone(),
+        );
+        let outbox = Outbox::new(metrics.outbox_pending.clone());
+        Arc::new(Node {
+            config,
+            auth,
+            store,
+            metrics,
+            sessions,
+            rooms: DashMap::new(),
+            seats: DashMap::new(),
+            matchmaker: Matchmaker::default(),
+            flags: RwLock::new(flags),
+            outbox,
+            draining: AtomicBool::new(false),
+            shutdown: CancellationToken::new(),
+            room_tasks: TaskTracker::new(),
+        })
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Marks the node as draining; `true` the first time.
+    pub fn set_draining(&self) -> bool {
+        !self.draining.swap(true, Ordering::AcqRel)
+    }
+
+    /// Every flag, as it applies to `user`.
+    pub fn flags_for(&self, _user: &str) -> BTreeMap<String, bool> {
+        self.flags.read().map(|f| f.clone()).unwrap_or_default()
+    }
+
+    pub fn flag_enabled(&self, name: &str, _user: &str) -> bool {
+        self.flags
+            .read()
+            .map(|f| f.get(name).copied().unwrap_or(false))
+            .unwrap_or(false)
+    }
+
+    /// Replaces the flag cache and pushes `flags` to every connected client.
+    pub fn apply_flags(&self, flags: BTreeMap<String, bool>) {
+        if let Ok(mut cache) = self.flags.write() {
+            if *cache == flags {
+                return;
+            }
+            *cache = flags.clone();
+        }
+        let frame = encode(&ServerMsg::Flags(Flags { flags }));
+        for conn in self.sessions.all() {
+            conn.send(frame.clone());
+        }
+    }
+
+    /// Answers `feature_disabled` unless the mode's flag is on for `user`.
+    pub fn check_mode(&self, mode: Mode, user: &str) -> Result<(), Refusal> {
+        if self.flag_enabled(mode.flag(), user) {
+            Ok(())
+        } else {
+            Err(Refusal::new(
+                ErrorCode::FeatureDisabled,
+                format!("{} is disabled", mode.flag()),
+            ))
+        }
+    }
+
+    /// Reserves `user`'s seat in `room`; fails if they are seated in another room.
+    pub fn reserve_seat(&self, user: &str, room: &str) -> Result<(), Refusal> {
+        match self.seats.entry(user.to_string()) {
+            dashmap::Entry::Occupied(e) if e.get() != room => Err(Refusal::new(
+                ErrorCode::NotAllowed,
+                format!("you are already playing in room {}", e.get()),
+            )),
+            dashmap::Entry::Occupied(_) => Ok(()),
+            dashmap::Entry::Vacant(e) => {
+                e.insert(room.to_string());
+                Ok(())
+            }
+        }
+    }
+
+    /// Frees `user`'s seat if it is in `room`.
+    pub fn release_seat(&self, user: &str, room: &str) {
+        self.seats.remove_if(user, |_, r| r == room);
+    }
+
+    pub fn seat_of(&self, user: &str) -> Option<String> {
+        self.seats.get(user).map(|r| r.clone())
+    }
+
+    /// Refuses new rooms and new players while draining.
+    pub fn check_not_draining(&self) -> Result<(), Refusal> {
+        if self.is_draining() {
+            Err(Refusal::new(
+                ErrorCode::Draining,
+                "this node is draining; reconnect to play",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Creates and starts hosting a room for `mission`. `before_start` gets the new
+    /// room's id before its host runs (to point seats at it).
+    pub fn create_room_with(
+        self: &Arc<Self>,
+        mode: Mode,
+        mission: &Mission,
+        options: &RoomOptions,
+        creator: Option<&str>,
+        start: RoomStart,
+        before_start: impl FnOnce(&str),
+    ) -> Result<String, Refusal> {
+        self.check_not_draining()?;
+        let settings = Settings::resolve(mode, options, self.config.pace);
+        let id = new_room_id();
+        let spec = RoomSpec {
+            room: id.clone(),
+            mode,
+            mission: mission.id.clone(),
+            creator: creator.map(String::from),
+            questions: pick_questions(mission, settings.questions as usize),
+            settings,
+            parent: None,
+        };
+        before_start(&id);
+        room_host::spawn(self.clone(), spec, mission.world.clone(), start);
+        Ok(id)
+    }
+
+    /// Sends an encoded frame to one user's live connection, if any.
+    pub fn send_to(&self, user: &str, frame: Bytes) -> bool {
+        self.sessions.send_to(user, frame)
+    }
+}
+
+/// The match's questions: the mission's pool in a random order, repeated if the
+/// match asks for more questions than the pool holds.
+fn pick_questions(mission: &Mission, count: usize) -> Vec<juno_protocol::Question> {
+    let mut order: Vec<usize> = (0..mission.questions.len()).collect();
+    order.shuffle(&mut rand::rng());
+    order
+        .iter()
+        .cycle()
+        .take(count)
+        .map(|&i| mission.questions[i].clone())
+        .collect()
+}
+
+/// A short random room id.
+fn new_room_id() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+    (0..10)
+        .map(|_| char::from(ALPHABET[rand::random_range(0..ALPHABET.len())]))
+        .collect()
+}

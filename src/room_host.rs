@@ -1,0 +1,446 @@
+//! The room host: one tokio task per room, the only code that touches the room's
+//! state. It feeds the sans-IO [`Room`] client actions and the time (one timer,
+//! `sleep_until(poll_timeout())`), encodes each broadcast once and hands the same
+//! bytes to every recipient, keeps dropped players' seats for the reconnect window,
+//! and hands finished matches to the outbox.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use juno_protocol::{encode, ErrorCode, MatchFound, Phase, PlayerRef, ServerMsg};
+use juno_rooms::{Input, Millis, Output, Room, RoomError, RoomSpec, Summary};
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+
+use crate::node::{Node, RoomHandle, RoomStart};
+use crate::session::ConnHandle;
+use crate::store::MatchRecord;
+
+/// Commands a room accepts. Capacity is large so a thousand players answering at
+/// once queue up instead of being refused.
+const COMMAND_QUEUE: usize = 4096;
+
+/// A player's or spectator's request, stamped with when it was received.
+#[derive(Debug)]
+pub enum Action {
+    Join { name: String },
+    Spectate,
+    Leave,
+    Start,
+    Answer { q: u32, choice: u32 },
+}
+
+/// What a room host is told.
+#[derive(Debug)]
+pub enum RoomCmd {
+    Client {
+        user: String,
+        rid: Option<u64>,
+        /// When the frame arrived: answer time runs to here, not to when the room got to it.
+        at: Instant,
+        action: Action,
+        reply: ConnHandle,
+    },
+    /// The player's connection dropped: keep the seat for the reconnect window.
+    Disconnected { user: String },
+    /// The player is back (on a new connection): send them the room as it is now.
+    Reconnected { user: String },
+    /// A spectator's connection ended.
+    Unspectate { user: String },
+    /// Drain: a room that has not started closes; a running one plays on.
+    CloseIfWaiting,
+}
+
+/// Starts hosting `spec` on `node`.
+pub fn spawn(node: Arc<Node>, spec: RoomSpec, world: String, start: RoomStart) {
+    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    let mode = spec.mode;
+    let finished = Arc::new(AtomicBool::new(false));
+    node.rooms.insert(
+        spec.room.clone(),
+        RoomHandle {
+            tx,
+            mode,
+            finished: finished.clone(),
+        },
+    );
+    node.metrics
+        .rooms_active
+        .with_label_values(&[mode.as_str()])
+        .inc();
+    let host = Host {
+        room: Room::new(spec),
+        node: node.clone(),
+        epoch: Instant::now(),
+        created_wall: Utc::now(),
+        started_wall: None,
+        last_now: 0,
+        world,
+        players: HashSet::new(),
+        spectators: HashSet::new(),
+        away: HashMap::new(),
+        finished_at: None,
+        finished,
+        closed: false,
+    };
+    node.room_tasks.spawn(host.run(rx, start));
+}
+
+struct Host {
+    node: Arc<Node>,
+    room: Room,
+    /// Room time 0.
+    epoch: Instant,
+    created_wall: DateTime<Utc>,
+    started_wall: Option<DateTime<Utc>>,
+    /// Room time only moves forward, even if commands arrive stamped out of order.
+    last_now: Millis,
+    world: String,
+    /// Seated players who receive the room's frames (eliminated players stay).
+    players: HashSet<String>,
+    spectators: HashSet<String>,
+    /// Dropped players and when their seat expires (room time).
+    away: HashMap<String, Millis>,
+    finished_at: Option<Instant>,
+    /// Shared with the room's handle so drain knows when the match is over.
+    finished: Arc<AtomicBool>,
+    /// Closed before it started (drain, or everyone left).
+    closed: bool,
+}
+
+impl Host {
+    async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>, start: RoomStart) {
+        self.begin(start);
+        self.flush();
+        while !self.should_exit() {
+            let wake = self.next_wake();
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None => break,
+                },
+                _ = sleep_until(wake.unwrap_or_else(far_future)), if wake.is_some() => self.on_timer(),
+            }
+            self.flush();
+        }
+        self.teardown();
+    }
+
+    fn begin(&mut self, start: RoomStart) {
+        let room_id = self.room.id().to_string();
+        if let Some((conn, rid)) = start.reply {
+            conn.send(encode(&ServerMsg::Ok(juno_protocol::Ok {
+                rid,
+                room: Some(room_id.clone()),
+            })));
+        }
+        if let Some(watcher) = start.spectator {
+            self.spectators.insert(watcher);
+        }
+        if start.announce {
+            let found = encode(&ServerMsg::MatchFound(MatchFound {
+                room: room_id.clone(),
+                mode: self.room.mode(),
+                mission: self.room.spec().mission.clone(),
+                players: start.seat.clone(),
+                parent: self.room.spec().parent.clone(),
+            }));
+            for p in &start.seat {
+                self.node.send_to(&p.id, found.clone());
+            }
+        }
+        let now = self.now(Instant::now());
+        for PlayerRef { id, name } in start.seat {
+            match self.room.handle(
+                now,
+                Input::Join {
+                    user: id.clone(),
+                    name,
+                },
+            ) {
+                Ok(()) => {
+                    self.players.insert(id.clone());
+                    self.send_state(&id, now);
+                }
+                Err(e) => {
+                    tracing::warn!(room = %room_id, user = %id, error = %e, "could not seat player");
+                    self.node.release_seat(&id, &room_id);
+                }
+            }
+        }
+    }
+
+    fn on_command(&mut self, cmd: RoomCmd) {
+        match cmd {
+            RoomCmd::Client {
+                user,
+                rid,
+                at,
+                action,
+                reply,
+            } => {
+                let now = self.now(at);
+                match self.on_action(now, &user, action) {
+                    Ok(then_state) => {
+                        reply.send(encode(&ServerMsg::ok(rid)));
+                        if then_state {
+                            self.send_state(&user, now);
+                        }
+                    }
+                    Err((code, msg)) => {
+                        reply.send(encode(&ServerMsg::error(rid, code, msg)));
+                    }
+                }
+            }
+            RoomCmd::Disconnected { user } => {
+                if self.players.contains(&user) && self.room.phase() != Phase::Finished {
+                    let now = self.now(Instant::now());
+                    let keep = self.node.config.resume.as_millis() as Millis;
+                    self.away.insert(user, now + keep);
+                }
+            }
+            RoomCmd::Reconnected { user } => {
+                self.away.remove(&user);
+                let now = self.now(Instant::now());
+                self.send_state(&user, now);
+            }
+            RoomCmd::Unspectate { user } => {
+                self.spectators.remove(&user);
+            }
+            RoomCmd::CloseIfWaiting => {
+                if self.room.phase() == Phase::Waiting {
+                    self.closed = true;
+                }
+            }
+        }
+    }
+}
+
+impl Host {
+    /// Applies one client action; `Ok(true)` when the client should get `room_state` after `ok`.
+    fn on_action(
+        &mut self,
+        now: Millis,
+        user: &str,
+        action: Action,
+    ) -> Result<bool, (ErrorCode, String)> {
+        let room_id = self.room.id().to_string();
+        let refused = |e: RoomError| (e.code(), e.to_string());
+        match action {
+            Action::Join { name } => {
+                if self.players.contains(user) {
+                    return Ok(true);
+                }
+                match self.room.handle(
+                    now,
+                    Input::Join {
+                        user: user.to_string(),
+                        name,
+                    },
+                ) {
+                    Ok(()) => {
+                        self.players.insert(user.to_string());
+                        self.spectators.remove(user);
+                        Ok(true)
+                    }
+                    Err(e) => {
+                        self.node.release_seat(user, &room_id);
+                        Err(refused(e))
+                    }
+                }
+            }
+            Action::Spectate => {
+                if !self.players.contains(user) {
+                    self.spectators.insert(user.to_string());
+                }
+                Ok(true)
+            }
+            Action::Leave => {
+                if self.spectators.remove(user) {
+                    return Ok(false);
+                }
+                if !self.players.contains(user) {
+                    return Err((ErrorCode::NotInRoom, "you are not in this room".into()));
+                }
+                if self.room.phase() != Phase::Finished {
+                    self.room
+                        .handle(
+                            now,
+                            Input::Leave {
+                                user: user.to_string(),
+                            },
+                        )
+                        .map_err(refused)?;
+                }
+                self.players.remove(user);
+                self.away.remove(user);
+                self.node.release_seat(user, &room_id);
+                Ok(false)
+            }
+            Action::Start => self
+                .room
+                .handle(
+                    now,
+                    Input::Start {
+                        user: user.to_string(),
+                    },
+                )
+                .map(|_| false)
+                .map_err(refused),
+            Action::Answer { q, choice } => self
+                .room
+                .handle(
+                    now,
+                    Input::Answer {
+                        user: user.to_string(),
+                        q,
+                        choice,
+                    },
+                )
+                .map(|_| false)
+                .map_err(refused),
+        }
+    }
+
+    fn on_timer(&mut self) {
+        let now = self.now(Instant::now());
+        if self.room.poll_timeout().is_some_and(|t| t <= now) {
+            self.room.handle_timeout(now);
+        }
+        let expired: Vec<String> = self
+            .away
+            .iter()
+            .filter(|(_, &until)| until <= now)
+            .map(|(u, _)| u.clone())
+            .collect();
+        let room_id = self.room.id().to_string();
+        for user in expired {
+            self.away.remove(&user);
+            let input = if self.room.phase() == Phase::Waiting {
+                self.players.remove(&user);
+                Input::Leave { user: user.clone() }
+            } else {
+                Input::Abandon { user: user.clone() }
+            };
+            if let Err(e) = self.room.handle(now, input) {
+                tracing::debug!(room = %room_id, user = %user, error = %e, "seat expiry refused");
+            }
+            self.node.release_seat(&user, &room_id);
+        }
+    }
+
+    /// Delivers everything the room produced.
+    fn flush(&mut self) {
+        while let Some(output) = self.room.poll_output() {
+            match output {
+                Output::Broadcast(mut msg) => {
+                    if let ServerMsg::RoomState(state) = &mut msg {
+                        state.spectators = self.spectators.len() as u32;
+                    }
+                    let frame = encode(&msg);
+                    for user in self.players.iter().chain(self.spectators.iter()) {
+                        self.node.send_to(user, frame.clone());
+                    }
+                }
+                Output::Send { to, msg } => {
+                    self.node.send_to(&to, encode(&msg));
+                }
+                Output::Started => self.started_wall = Some(Utc::now()),
+                Output::Finished(summary) => self.finish(*summary),
+                other => {
+                    tracing::warn!(room = %self.room.id(), output = ?other, "tournament outputs are not hosted yet")
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, summary: Summary) {
+        let room_id = self.room.id().to_string();
+        for p in &summary.players {
+            self.node.release_seat(&p.id, &room_id);
+        }
+        self.away.clear();
+        self.finished_at = Some(Instant::now());
+        self.finished.store(true, Ordering::Release);
+        let mode = self.room.mode();
+        self.node
+            .metrics
+            .matches_completed_total
+            .with_label_values(&[mode.as_str()])
+            .inc();
+        let finished_wall = Utc::now();
+        self.node.outbox.push(MatchRecord {
+            spec: self.room.spec().clone(),
+            world: self.world.clone(),
+            node: self.node.config.node_id.clone(),
+            log: self.room.log().to_vec(),
+            started_at: self.started_wall.unwrap_or(self.created_wall),
+            finished_at: finished_wall,
+            summary,
+        });
+    }
+
+    /// The next moment the host must act without a command.
+    fn next_wake(&self) -> Option<Instant> {
+        let room = self.room.poll_timeout();
+        let away = self.away.values().min().copied();
+        let earliest = match (room, away) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let at = earliest.map(|ms| self.epoch + Duration::from_millis(ms));
+        let linger = self
+            .finished_at
+            .map(|t| t + self.node.config.finished_linger);
+        match (at, linger) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn should_exit(&self) -> bool {
+        if self.closed {
+            return true;
+        }
+        if let Some(t) = self.finished_at {
+            return t.elapsed() >= self.node.config.finished_linger;
+        }
+        // A lobby everybody left is gone.
+        self.room.phase() == Phase::Waiting && self.players.is_empty() && self.spectators.is_empty()
+    }
+
+    fn teardown(&mut self) {
+        let room_id = self.room.id().to_string();
+        for user in &self.players {
+            self.node.release_seat(user, &room_id);
+        }
+        self.node.rooms.remove(&room_id);
+        self.node
+            .metrics
+            .rooms_active
+            .with_label_values(&[self.room.mode().as_str()])
+            .dec();
+    }
+
+    /// Room time for an instant, never going backwards.
+    fn now(&mut self, at: Instant) -> Millis {
+        let ms = at.saturating_duration_since(self.epoch).as_millis() as Millis;
+        self.last_now = self.last_now.max(ms);
+        self.last_now
+    }
+
+    /// Sends `room_state` to one user.
+    fn send_state(&self, user: &str, now: Millis) {
+        let mut state = self.room.room_state(now);
+        state.spectators = self.spectators.len() as u32;
+        self.node
+            .send_to(user, encode(&ServerMsg::RoomState(state)));
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400)
+}

@@ -1,0 +1,310 @@
+//! Durable state through sqlx: the embedded SQLite database (default) or Postgres.
+//!
+//! Both backends run the same SQL (sqlx binds `$N` on both); where the dialects
+//! differ the backend's own migration (migrations/postgres, migrations/sqlite)
+//! absorbs it, so every query below is written once and run through [`with_pool!`].
+
+mod matches;
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use juno_protocol::{Mission, Question};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::types::Json;
+use sqlx::Row;
+
+pub use matches::{mission_success, MatchRecord};
+
+/// A connection pool to one of the two backends.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// Runs the same query code against whichever pool the store holds.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            Store::Postgres($pool) => $body,
+            Store::Sqlite($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+impl Store {
+    /// Connects (creating the SQLite file if needed) and runs the migrations.
+    pub async fn connect(url: &str) -> anyhow::Result<Store> {
+        let store = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(url)
+                .await
+                .with_context(|| format!("connecting to {}", redact(url)))?;
+            Store::Postgres(pool)
+        } else if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .with_context(|| format!("parsing {url}"))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await
+                .with_context(|| format!("opening {url}"))?;
+            Store::Sqlite(pool)
+        } else {
+            anyhow::bail!(
+                "DATABASE_URL must start with postgres:// or sqlite://, got '{}'",
+                redact(url)
+            );
+        };
+        store.migrate().await?;
+        store.seed_demo_mission().await?;
+        Ok(store)
+    }
+
+    /// Applies the backend's migrations (idempotent).
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Store::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await,
+            Store::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await,
+        }
+        .context("running migrations")
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        let probe =
+            with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()));
+        probe.is_ok()
+    }
+
+    pub async fn close(&self) {
+        with_pool!(self, pool => pool.close().await)
+    }
+
+    /// Makes sure the `demo` mission exists so a fresh node is playable at once.
+    async fn seed_demo_mission(&self) -> anyhow::Result<()> {
+        if self.mission(DEMO_MISSION_ID).await?.is_none() {
+            self.upsert_mission(&demo_mission()).await?;
+        }
+        Ok(())
+    }
+
+    /// A mission by id.
+    pub async fn mission(&self, id: &str) -> anyhow::Result<Option<Mission>> {
+        let sql = "SELECT id, world, title, difficulty, questions FROM missions WHERE id = $1";
+        let row = with_pool!(self, pool => sqlx::query(sql).bind(id).fetch_optional(pool).await.map(|row| row.map(|r| {
+            Ok::<_, sqlx::Error>(Mission {
+                id: r.try_get("id")?,
+                world: r.try_get("world")?,
+                title: r.try_get("title")?,
+                difficulty: r.try_get("difficulty")?,
+                questions: r.try_get::<Json<Vec<Question>>, _>("questions")?.0,
+            })
+        })))
+        .context("reading mission")?;
+        row.transpose().context("decoding mission")
+    }
+
+    /// Inserts or replaces a mission; `true` when it is new.
+    pub async fn upsert_mission(&self, m: &Mission) -> anyhow::Result<bool> {
+        let existed = self.mission(&m.id).await?.is_some();
+        let sql = "INSERT INTO missions (id, world, title, difficulty, questions, created_at, updated_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $6)
+                   ON CONFLICT (id) DO UPDATE SET world = excluded.world, title = excluded.title,
+                     difficulty = excluded.difficulty, questions = excluded.questions, updated_at = excluded.updated_at";
+        let now = Utc::now();
+        with_pool!(self, pool => sqlx::query(sql)
+            .bind(&m.id).bind(&m.world).bind(&m.title).bind(&m.difficulty)
+            .bind(Json(&m.questions)).bind(now)
+            .execute(pool).await.map(|r| r.rows_affected()))
+        .context("writing mission")?;
+        Ok(!existed)
+    }
+
+    /// Every flag and whether it is on.
+    pub async fn flags(&self) -> anyhow::Result<BTreeMap<String, bool>> {
+        let sql = "SELECT flags FROM feature_flags WHERE id = 1";
+        let flags = with_pool!(self, pool => sqlx::query_scalar::<_, Json<BTreeMap<String, bool>>>(sql).fetch_optional(pool).await)
+            .context("reading feature flags")?;
+        Ok(flags.map(|f| f.0).unwrap_or_default())
+    }
+
+    /// Sets one flag; `false` if no such flag exists.
+    pub async fn set_flag(&self, name: &str, enabled: bool) -> anyhow::Result<bool> {
+        let mut flags = self.flags().await?;
+        match flags.get_mut(name) {
+            Some(value) => *value = enabled,
+            None => return Ok(false),
+        }
+        let sql = "UPDATE feature_flags SET flags = $1, updated_at = $2 WHERE id = 1";
+        with_pool!(self, pool => sqlx::query(sql).bind(Json(&flags)).bind(Utc::now()).execute(pool).await.map(|r| r.rows_affected()))
+            .context("writing feature flags")?;
+        Ok(true)
+    }
+
+    /// Records an authentication attempt.
+    pub async fn log_auth(
+        &self,
+        user: Option<&str>,
+        success: bool,
+        reason: &str,
+        ip: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let sql = "INSERT INTO auth_logs (user_id, success, reason, ip, created_at) VALUES ($1, $2, $3, $4, $5)";
+        with_pool!(self, pool => sqlx::query(sql).bind(user).bind(success).bind(reason).bind(ip).bind(Utc::now()).execute(pool).await.map(|r| r.rows_affected()))
+            .context("writing auth log")?;
+        Ok(())
+    }
+
+    /// Creates the user on first sight, records the login and a `session_start` event.
+    pub async fn touch_user(
+        &self,
+        user: &str,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let upsert = "INSERT INTO users (user_id, name, created_at, last_login) VALUES ($1, $2, $3, $3)
+                      ON CONFLICT (user_id) DO UPDATE SET name = excluded.name, last_login = excluded.last_login";
+        let event = "INSERT INTO telemetry_events (user_id, event, created_at) VALUES ($1, 'session_start', $2)";
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(upsert).bind(user).bind(name).bind(at).execute(&mut *tx).await?;
+            sqlx::query(event).bind(user).bind(at).execute(&mut *tx).await?;
+            tx.commit().await
+        })
+        .context("writing user")?;
+        Ok(())
+    }
+}
+
+/// Hides a password in a database URL before it is logged.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The mission every fresh node can play.
+pub const DEMO_MISSION_ID: &str = "demo";
+
+fn demo_mission() -> Mission {
+    let q = |text: &str, choices: [&str; 4], correct: u32| Question {
+        text: text.into(),
+        choices: choices.iter().map(|c| c.to_string()).collect(),
+        correct,
+    };
+    Mission {
+        id: DEMO_MISSION_ID.into(),
+        world: "it".into(),
+        title: "IT Basics (demo)".into(),
+        difficulty: "easy".into(),
+        questions: vec![
+            q(
+                "What does CPU stand for?",
+                [
+                    "Central Processing Unit",
+                    "Computer Personal Unit",
+                    "Central Program Utility",
+                    "Core Power Unit",
+                ],
+                0,
+            ),
+            q("How many bits are in a byte?", ["4", "8", "16", "32"], 1),
+            q(
+                "Which of these is a volatile memory?",
+                ["SSD", "ROM", "RAM", "HDD"],
+                2,
+            ),
+            q(
+                "What does HTTP's 404 status mean?",
+                ["Server error", "Moved", "Unauthorized", "Not found"],
+                3,
+            ),
+            q(
+                "Which protocol resolves names to IP addresses?",
+                ["DNS", "FTP", "SMTP", "SSH"],
+                0,
+            ),
+            q("What is 0b1010 in decimal?", ["8", "10", "12", "5"], 1),
+            q(
+                "Which one is an open-source operating system kernel?",
+                ["Windows NT", "XNU", "Linux", "z/OS"],
+                2,
+            ),
+            q(
+                "Which port does HTTPS use by default?",
+                ["21", "80", "25", "443"],
+                3,
+            ),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn demo_mission_is_valid() {
+        super::demo_mission()
+            .validate()
+            .expect("demo mission passes validation");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            super::redact("postgres://u:secret@db/x"),
+            "postgres://***@db/x"
+        );
+        assert_eq!(super::redact("sqlite://juno.db"), "sqlite://juno.db");
+    }
+}
+
+impl Store {
+    /// Users by points earned in [start, end), highest first: `(user, name, points)`.
+    pub async fn points_between(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<(String, String, i64)>> {
+        let sql = "SELECT mp.user_id, COALESCE(MAX(u.name), mp.user_id) AS name, CAST(SUM(mp.score) AS BIGINT) AS points
+                   FROM mission_progress mp LEFT JOIN users u ON u.user_id = mp.user_id
+                   WHERE mp.finished_at >= $1 AND mp.finished_at < $2
+                   GROUP BY mp.user_id ORDER BY points DESC, mp.user_id LIMIT $3";
+        let rows = with_pool!(self, pool => sqlx::query(sql).bind(start).bind(end).bind(limit as i64).fetch_all(pool).await.map(|rows| {
+            rows.iter().map(|r| Ok((r.try_get("user_id")?, r.try_get("name")?, r.try_get("points")?))).collect::<Result<Vec<_>, sqlx::Error>>()
+        }))
+        .context("reading leaderboard")?;
+        rows.context("decoding leaderboard")
+    }
+
+    /// Distinct users with telemetry in the last day, week and 30 days.
+    pub async fn active_users(&self, now: DateTime<Utc>) -> anyhow::Result<(i64, i64, i64)> {
+        let sql = "SELECT COUNT(DISTINCT user_id) FROM telemetry_events WHERE created_at > $1";
+        let mut counts = [0i64; 3];
+        for (slot, days) in counts.iter_mut().zip([1, 7, 30]) {
+            let since = now - chrono::Duration::days(days);
+            *slot = with_pool!(self, pool => sqlx::query_scalar::<_, i64>(sql).bind(since).fetch_one(pool).await)
+                .context("counting active users")?;
+        }
+        Ok((counts[0], counts[1], counts[2]))
+    }
+}
