@@ -75,7 +75,11 @@ pub fn decode_client(bytes: &[u8]) -> Result<ClientFrame, DecodeError> {
     let t = match t.map(Value::as_str) {
         Some(Some(t)) if ClientMsg::TYPES.contains(&t) => {
             // Keep a 'static name so `value` can be moved into the typed decode below.
-            ClientMsg::TYPES.iter().copied().find(|k| *k == t).unwrap_or("?")
+            ClientMsg::TYPES
+                .iter()
+                .copied()
+                .find(|k| *k == t)
+                .unwrap_or("?")
         }
         Some(Some(t)) => {
             let shown: String = t.chars().take(32).collect();
@@ -86,7 +90,11 @@ pub fn decode_client(bytes: &[u8]) -> Result<ClientFrame, DecodeError> {
             ));
         }
         Some(None) => {
-            return Err(DecodeError::new(ErrorCode::UnknownType, rid, "t must be a string"))
+            return Err(DecodeError::new(
+                ErrorCode::UnknownType,
+                rid,
+                "t must be a string",
+            ))
         }
         None => return Err(DecodeError::new(ErrorCode::UnknownType, rid, "missing t")),
     };
@@ -97,11 +105,39 @@ pub fn decode_client(bytes: &[u8]) -> Result<ClientFrame, DecodeError> {
             "rid must be an unsigned integer",
         ));
     }
+    if t == "create" {
+        check_options(entries).map_err(|m| DecodeError::new(ErrorCode::Invalid, rid, m))?;
+    }
     let msg: ClientMsg = rmpv::ext::from_value(value).map_err(|e| {
-        DecodeError::new(ErrorCode::Invalid, rid, format!("{t}: {}", short(&e.to_string())))
+        DecodeError::new(
+            ErrorCode::Invalid,
+            rid,
+            format!("{t}: {}", short(&e.to_string())),
+        )
     })?;
     validate_ids(&msg).map_err(|m| DecodeError::new(ErrorCode::Invalid, rid, m))?;
     Ok(ClientFrame { rid, msg })
+}
+
+/// `options` must be nil or a map with string keys. Serde's derived struct
+/// decoding would otherwise also take an array positionally (`[5]` as
+/// `questions: 5`), an integer key as a field's position (`{0: 5}`) and a
+/// binary key as a field's name.
+fn check_options(entries: &[(Value, Value)]) -> Result<(), &'static str> {
+    for (key, val) in entries {
+        if key.as_str() == Some("options") {
+            match val {
+                Value::Nil => {}
+                Value::Map(options) => {
+                    if options.iter().any(|(k, _)| k.as_str().is_none()) {
+                        return Err("create: options keys must be strings");
+                    }
+                }
+                _ => return Err("create: options must be a map"),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn short(s: &str) -> String {
@@ -110,7 +146,9 @@ fn short(s: &str) -> String {
 
 fn validate_ids(msg: &ClientMsg) -> Result<(), String> {
     let (field, id) = match msg {
-        ClientMsg::Queue { mission, .. } | ClientMsg::Create { mission, .. } => ("mission", mission),
+        ClientMsg::Queue { mission, .. } | ClientMsg::Create { mission, .. } => {
+            ("mission", mission)
+        }
         ClientMsg::Join { room }
         | ClientMsg::Spectate { room }
         | ClientMsg::Leave { room }

@@ -55,16 +55,25 @@ impl Mission {
         }
         for (i, q) in self.questions.iter().enumerate() {
             if q.text.is_empty() || q.text.len() > MAX_TEXT_LEN {
-                return err(format!("questions[{i}].text must be 1-{MAX_TEXT_LEN} bytes"));
+                return err(format!(
+                    "questions[{i}].text must be 1-{MAX_TEXT_LEN} bytes"
+                ));
             }
             if !(2..=6).contains(&q.choices.len()) {
                 return err(format!("questions[{i}] must have 2-6 choices"));
             }
-            if q.choices.iter().any(|c| c.is_empty() || c.len() > MAX_TEXT_LEN) {
-                return err(format!("questions[{i}].choices must be 1-{MAX_TEXT_LEN} bytes each"));
+            if q.choices
+                .iter()
+                .any(|c| c.is_empty() || c.len() > MAX_TEXT_LEN)
+            {
+                return err(format!(
+                    "questions[{i}].choices must be 1-{MAX_TEXT_LEN} bytes each"
+                ));
             }
             if q.correct as usize >= q.choices.len() {
-                return err(format!("questions[{i}].correct is not a valid choice index"));
+                return err(format!(
+                    "questions[{i}].correct is not a valid choice index"
+                ));
             }
         }
         Ok(())
