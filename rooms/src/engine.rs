@@ -251,6 +251,8 @@ impl Room {
         if self.phase == Phase::Finished {
             return match input {
                 Input::Leave { .. } => Ok(false),
+                // Every question is closed once the match is over.
+                Input::Answer { .. } => Err(RoomError::TooLate),
                 _ => Err(RoomError::NotAllowed("the match is over")),
             };
         }

@@ -161,7 +161,8 @@ impl Room {
         let round = Round {
             room: self.spec.room.clone(),
             q,
-            correct: players.iter().filter(|p| p.round_correct).count() as u32,
+            // The correct choice's index, revealed now that the question is closed.
+            correct: self.spec.questions[q as usize].correct,
             top: leaders(players),
             eliminated,
             boss: self.raid.as_ref().map(|raid| raid.hp()),
