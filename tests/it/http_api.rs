@@ -1,0 +1,174 @@
+//! The HTTP endpoints: health, readiness, metrics, admin auth, missions, matches, dev tokens.
+
+use crate::support::*;
+
+#[tokio::test]
+async fn health_ready_and_metrics_answer() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let health: serde_json::Value = app
+        .http
+        .get(app.url("/health"))
+        .send()
+        .await
+        .expect("http")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["db"], "ok");
+    assert_eq!(health["redis"], "off");
+    assert_eq!(health["node"], "test-node");
+    assert_eq!(
+        app.http
+            .get(app.url("/ready"))
+            .send()
+            .await
+            .expect("http")
+            .status(),
+        200
+    );
+    let _ann = app.connect("ann").await;
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("http")
+        .text()
+        .await
+        .expect("text");
+    for name in [
+        "requests_total",
+        "response_time_seconds",
+        "active_users 1",
+        "ws_connections 1",
+        "frames_sent_total",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(metrics.contains(name), "missing {name} in\n{metrics}");
+    }
+    assert!(
+        metrics.contains(r#"requests_total{method="GET",path="/health",status="200"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn admin_api_needs_the_bearer_token_and_validates_missions() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let mission = serde_json::json!({"id": "it_basics", "world": "it", "title": "IT Basics", "difficulty": "easy",
+        "questions": [{"text": "2+2?", "choices": ["3", "4"], "correct": 1}]});
+    let post = |token: Option<&str>, body: serde_json::Value| {
+        let mut req = app.http.post(app.url("/admin/missions")).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    assert_eq!(
+        post(None, mission.clone()).await.expect("http").status(),
+        401
+    );
+    assert_eq!(
+        post(Some("wrong"), mission.clone())
+            .await
+            .expect("http")
+            .status(),
+        401
+    );
+    assert_eq!(
+        post(Some(ADMIN), mission.clone())
+            .await
+            .expect("http")
+            .status(),
+        201
+    );
+    assert_eq!(
+        post(Some(ADMIN), mission.clone())
+            .await
+            .expect("http")
+            .status(),
+        200
+    );
+    let mut bad = mission.clone();
+    bad["questions"][0]["correct"] = 5.into();
+    let refused = post(Some(ADMIN), bad).await.expect("http");
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.expect("text").contains("correct"));
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM missions WHERE id = 'it_basics'")
+            .await,
+        1
+    );
+    let flags: serde_json::Value = app
+        .http
+        .get(app.url("/admin/flags"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("http")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(flags["pvp_duels"], true);
+    assert_eq!(flags["premium_currency"], false);
+    assert_eq!(flags.as_object().expect("map").len(), 18);
+
+    let disabled = spawn_with(Backend::Sqlite, |c| c.admin_token = None).await;
+    let status = disabled
+        .http
+        .get(disabled.url("/admin/flags"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("http")
+        .status();
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn unknown_matches_are_404_and_dev_tokens_exist_only_in_dev_mode() {
+    let app = spawn_app(Backend::Sqlite).await;
+    assert_eq!(
+        app.http
+            .get(app.url("/api/matches/nope"))
+            .send()
+            .await
+            .expect("http")
+            .status(),
+        404
+    );
+    let dev = app
+        .http
+        .post(app.url("/auth/dev-token"))
+        .json(&serde_json::json!({"user": "ann"}))
+        .send()
+        .await
+        .expect("http");
+    assert_eq!(dev.status(), 404);
+
+    let dev_app = spawn_with(Backend::Sqlite, |c| c.jwt_secrets.clear()).await;
+    let token: serde_json::Value = dev_app
+        .http
+        .post(dev_app.url("/auth/dev-token"))
+        .json(&serde_json::json!({"user": "ann", "name": "Ann"}))
+        .send()
+        .await
+        .expect("http")
+        .json()
+        .await
+        .expect("json");
+    let token = token["token"].as_str().expect("token").to_string();
+    let (ws, _) = tokio_tungstenite::connect_async(dev_app.ws_url(&token))
+        .await
+        .expect("dev token connects");
+    drop(ws);
+    let bad = dev_app
+        .http
+        .post(dev_app.url("/auth/dev-token"))
+        .json(&serde_json::json!({"user": "a b"}))
+        .send()
+        .await
+        .expect("http");
+    assert_eq!(bad.status(), 400);
+}

@@ -1,0 +1,8 @@
+//! Integration tests: real servers on port 0, real WebSocket clients, real
+//! SQLite and Postgres. One test binary keeps the build lean.
+
+mod support;
+
+mod connection;
+mod duel;
+mod http_api;
