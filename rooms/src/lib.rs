@@ -8,6 +8,8 @@
 //! Time is [`Millis`] on the room's own timeline (0 = the room's creation).
 //! A room's state is plain serde data, so a node can snapshot it and another adopt it.
 
+#![warn(missing_docs)]
+
 mod engine;
 mod output;
 mod settings;
@@ -30,22 +32,46 @@ pub fn points(question_ms: u64, elapsed_ms: u64) -> u64 {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Input {
     /// Take a seat (while waiting; `room_full` / `not_allowed` otherwise).
-    Join { user: String, name: String },
+    Join {
+        /// The user taking the seat.
+        user: String,
+        /// Their display name.
+        name: String,
+    },
     /// Give up the seat: before play it frees the seat; during play it forfeits (WIRE.md §3).
-    Leave { user: String },
+    Leave {
+        /// The leaving user.
+        user: String,
+    },
     /// The creator starts the match early.
-    Start { user: String },
+    Start {
+        /// Must be the room's creator.
+        user: String,
+    },
     /// An answer to question number `q`.
-    Answer { user: String, q: u32, choice: u32 },
+    Answer {
+        /// The answering player.
+        user: String,
+        /// The question's number within the match.
+        q: u32,
+        /// Index of the chosen choice.
+        choice: u32,
+    },
     /// The player's reconnect window ran out: from now on they answer nothing and
     /// rounds no longer wait for them. Their score stays in the standings.
-    Abandon { user: String },
+    Abandon {
+        /// The player whose window ran out.
+        user: String,
+    },
     /// Tournament only: the host reports that the child duel `room` (spawned by
     /// [`Output::SpawnDuel`]) finished with `winner`; `scores` are the duel's point
     /// totals per user and add to the entrants' tournament scores.
     DuelOver {
+        /// The child duel's room id, as given by [`Output::SpawnDuel`].
         room: String,
+        /// Its winner (a tournament duel never ends drawn).
         winner: String,
+        /// Each duel player's point total.
         scores: Vec<(String, u64)>,
     },
 }

@@ -11,7 +11,12 @@ pub enum Output {
     /// Send to every player and spectator of the room (encode once, share the bytes).
     Broadcast(ServerMsg),
     /// Send to one user (e.g. `score`).
-    Send { to: String, msg: ServerMsg },
+    Send {
+        /// The recipient's user id.
+        to: String,
+        /// The frame to send them.
+        msg: ServerMsg,
+    },
     /// The match began (phase went from `waiting` to `playing`).
     Started,
     /// The match ended; the `result` frame was already broadcast just before this.
@@ -21,20 +26,30 @@ pub enum Output {
     /// `match_found`), and report its end back with [`crate::Input::DuelOver`].
     /// `room` is `"{tournament}.{round}.{index}"`, both numbers 0-based.
     SpawnDuel {
+        /// The child duel's room id.
         room: String,
+        /// Its two players, better seed first.
         players: [PlayerRef; 2],
+        /// The bracket round (0 = first).
         round: u32,
     },
     /// Tournament only: `user` left the tournament while playing the duel `room`;
     /// the host feeds that duel an [`crate::Input::Leave`] for them, whose
     /// [`crate::Input::DuelOver`] then comes back as usual.
-    Forfeit { room: String, user: String },
+    Forfeit {
+        /// The running child duel.
+        room: String,
+        /// The entrant who left.
+        user: String,
+    },
 }
 
 /// One accepted call into the room: an input, or `None` for `handle_timeout`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
+    /// Room time of the call.
     pub at: Millis,
+    /// The input, or `None` for a `handle_timeout` that did something.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<Input>,
 }
@@ -42,10 +57,13 @@ pub struct LogEntry {
 /// A finished match, as the store records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// The `result` frame as broadcast.
     pub result: MatchResult,
+    /// Every player (also beyond the standings' limit), best first.
     pub players: Vec<PlayerSummary>,
     /// When play began (room time), `None` if it never did.
     pub started_at: Option<Millis>,
+    /// When the match ended (room time).
     pub finished_at: Millis,
     /// Questions actually opened.
     pub questions_asked: u32,
@@ -54,12 +72,17 @@ pub struct Summary {
 /// One player's part in a finished match.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlayerSummary {
+    /// User id.
     pub id: String,
+    /// Display name.
     pub name: String,
     /// Points (raid: damage dealt).
     pub score: u64,
+    /// Final rank (standard competition ranking).
     pub rank: u32,
+    /// Correct answers.
     pub correct: u32,
+    /// Answers given.
     pub answered: u32,
     /// Sum of answer times of correct answers (the duel tie-break).
     pub correct_ms: u64,
@@ -74,21 +97,28 @@ pub struct PlayerSummary {
 /// Why an input was refused; the host answers the client with its code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RoomError {
+    /// Not a player who can act here (not seated, left, out, or abandoned).
     #[error("you are not playing in this room")]
     NotInRoom,
+    /// A second answer to the same question.
     #[error("this question was already answered")]
     AlreadyAnswered,
+    /// The question is not open (closed, not yet opened, or past its deadline).
     #[error("this question is closed")]
     TooLate,
+    /// No seat left.
     #[error("the room is full")]
     RoomFull,
+    /// Not in this phase, or not by this user; the text says why.
     #[error("{0}")]
     NotAllowed(&'static str),
+    /// A malformed input (e.g. a choice out of range); the text says what.
     #[error("{0}")]
     Invalid(String),
 }
 
 impl RoomError {
+    /// The wire error code for this refusal.
     pub fn code(&self) -> ErrorCode {
         match self {
             RoomError::NotInRoom => ErrorCode::NotInRoom,

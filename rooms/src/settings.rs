@@ -7,9 +7,13 @@ use serde::{Deserialize, Serialize};
 /// where `create` gave no options and always for `queue`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pace {
+    /// Questions per match.
     pub questions: u32,
+    /// Time to answer a question.
     pub question_ms: u64,
+    /// From the start to the first question.
     pub countdown_ms: u64,
+    /// From a round's close to the next question.
     pub between_ms: u64,
 }
 
@@ -27,9 +31,13 @@ impl Default for Pace {
 /// Options resolved against the mode's defaults and the node's pace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
+    /// Questions per match.
     pub questions: u32,
+    /// Time to answer a question.
     pub question_ms: u64,
+    /// From the start to the first question.
     pub countdown_ms: u64,
+    /// From a round's close to the next question.
     pub between_ms: u64,
     /// Seats: 2 for a duel, `max_players` (default 100 / 1000) for a battle royale / raid,
     /// `size` for a tournament.
@@ -68,11 +76,15 @@ impl Settings {
 /// Everything a room is created from; with the log it reproduces the match.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomSpec {
+    /// The room's id (a tournament's duels: `"{tournament}.{round}.{index}"`).
     pub room: String,
+    /// The game mode.
     pub mode: Mode,
+    /// The mission the questions come from.
     pub mission: String,
     /// Who may `start`; `None` for rooms made by matchmaking or a tournament.
     pub creator: Option<String>,
+    /// The resolved options.
     pub settings: Settings,
     /// The questions in the order they will be asked (`q` = index here). The server
     /// picks them from the mission; there are exactly `settings.questions` of them.
