@@ -28,7 +28,7 @@ pub enum Output {
     SpawnDuel {
         /// The child duel's room id.
         room: String,
-        /// Its two players, better seed first.
+        /// Its two players: the bracket's upper slot (`a`) first.
         players: [PlayerRef; 2],
         /// The bracket round (0 = first).
         round: u32,

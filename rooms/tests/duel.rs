@@ -361,3 +361,24 @@ fn every_player_gets_a_score_each_round_and_log_replays() {
     assert_eq!(sim.rounds().len(), 3);
     assert_replays(&sim);
 }
+
+#[test]
+fn zero_pauses_run_back_to_back() {
+    let mut spec = spec(Mode::Duel, 3);
+    spec.settings.countdown_ms = 0;
+    spec.settings.between_ms = 0;
+    let mut sim = Sim::new(spec);
+    sim.join("a").unwrap();
+    sim.join("b").unwrap();
+    assert_eq!(sim.room.poll_timeout(), Some(0));
+    sim.advance(0);
+    assert_eq!(sim.open_q(), Some(0));
+    // A single late timeout closes question 0 and opens question 1 at once.
+    sim.now = QUESTION_MS + 5;
+    sim.room.handle_timeout(sim.now);
+    assert_eq!(sim.open_q(), Some(1));
+    assert_eq!(sim.room.poll_timeout(), Some(2 * QUESTION_MS + 5));
+    sim.run_out();
+    assert_eq!(sim.summary().unwrap().questions_asked, 3);
+    assert_replays(&sim);
+}

@@ -162,7 +162,12 @@ impl Room {
             room: self.spec.room.clone(),
             q,
             // The correct choice's index, revealed now that the question is closed.
-            correct: self.spec.questions[q as usize].correct,
+            // Invariant: `q` was opened, so the question exists (0 is never reached).
+            correct: self
+                .spec
+                .questions
+                .get(q as usize)
+                .map_or(0, |question| question.correct),
             top: leaders(players),
             eliminated,
             boss: self.raid.as_ref().map(|raid| raid.hp()),
