@@ -66,16 +66,19 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, identity: Identity) {
         node.config.keepalive,
     ));
 
-    let seat = node.seat_of(&identity.user);
+    let seats = node.rooms_of(&identity.user);
     handle.send(encode(&ServerMsg::Welcome(Welcome {
         user: identity.user.clone(),
         name: identity.name.clone(),
         node: node.config.node_id.clone(),
         proto: juno_protocol::PROTO_VERSION,
         flags: node.flags_for(&identity.user),
-        rooms: seat.iter().cloned().collect(),
+        rooms: seats.clone(),
     })));
-    if let Some(room) = seat.and_then(|r| node.rooms.get(&r).map(|h| h.tx.clone())) {
+    for room in seats
+        .iter()
+        .filter_map(|r| node.rooms.get(r).map(|h| h.tx.clone()))
+    {
         let _ = room
             .send(RoomCmd::Reconnected {
                 user: identity.user.clone(),
@@ -106,9 +109,10 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, identity: Identity) {
     let user = state.identity.user.clone();
     if node.sessions.unregister(&handle) {
         node.matchmaker.remove(&user);
-        if let Some(room) = node
-            .seat_of(&user)
-            .and_then(|r| node.rooms.get(&r).map(|h| h.tx.clone()))
+        for room in node
+            .rooms_of(&user)
+            .iter()
+            .filter_map(|r| node.rooms.get(r).map(|h| h.tx.clone()))
         {
             let _ = room
                 .send(RoomCmd::Disconnected { user: user.clone() })

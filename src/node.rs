@@ -82,6 +82,8 @@ pub struct Node {
     pub rooms: DashMap<String, RoomHandle>,
     /// The room each user is seated in (one running room at a time).
     pub seats: DashMap<String, String>,
+    /// A tournament entrant's current duel (their seat stays the tournament's).
+    pub sub_seats: DashMap<String, String>,
     pub matchmaker: Matchmaker,
     flags: RwLock<BTreeMap<String, bool>>,
     pub outbox: Outbox,
@@ -113,6 +115,7 @@ impl Node {
             sessions,
             rooms: DashMap::new(),
             seats: DashMap::new(),
+            sub_seats: DashMap::new(),
             matchmaker: Matchmaker::default(),
             flags: RwLock::new(flags),
             outbox,
@@ -193,6 +196,13 @@ impl Node {
         self.seats.get(user).map(|r| r.clone())
     }
 
+    /// Every live room the user is seated in: their room, and a tournament entrant's current duel.
+    pub fn rooms_of(&self, user: &str) -> Vec<String> {
+        let mut rooms: Vec<String> = self.seat_of(user).into_iter().collect();
+        rooms.extend(self.sub_seats.get(user).map(|r| r.clone()));
+        rooms
+    }
+
     /// Refuses new rooms and new players while draining.
     pub fn check_not_draining(&self) -> Result<(), Refusal> {
         if self.is_draining() {
@@ -229,7 +239,7 @@ impl Node {
             parent: None,
         };
         before_start(&id);
-        room_host::spawn(self.clone(), spec, mission.world.clone(), start);
+        room_host::spawn(self.clone(), spec, mission.world.clone(), start, None);
         Ok(id)
     }
 

@@ -52,10 +52,24 @@ pub enum RoomCmd {
     Unspectate { user: String },
     /// Drain: a room that has not started closes; a running one plays on.
     CloseIfWaiting,
+    /// Tournament: one of its duels ended.
+    ChildFinished {
+        room: String,
+        winner: String,
+        scores: Vec<(String, u64)>,
+    },
+    /// Tournament duel: `user` left the tournament, so they forfeit this duel.
+    Forfeit { user: String },
 }
 
-/// Starts hosting `spec` on `node`.
-pub fn spawn(node: Arc<Node>, spec: RoomSpec, world: String, start: RoomStart) {
+/// Starts hosting `spec` on `node`; a tournament's duel reports its end to `parent`.
+pub fn spawn(
+    node: Arc<Node>,
+    spec: RoomSpec,
+    world: String,
+    start: RoomStart,
+    parent: Option<mpsc::Sender<RoomCmd>>,
+) {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let mode = spec.mode;
     let finished = Arc::new(AtomicBool::new(false));
@@ -85,6 +99,7 @@ pub fn spawn(node: Arc<Node>, spec: RoomSpec, world: String, start: RoomStart) {
         finished_at: None,
         finished,
         closed: false,
+        parent,
     };
     node.room_tasks.spawn(host.run(rx, start));
 }
@@ -109,6 +124,8 @@ struct Host {
     finished: Arc<AtomicBool>,
     /// Closed before it started (drain, or everyone left).
     closed: bool,
+    /// The tournament this duel belongs to.
+    parent: Option<mpsc::Sender<RoomCmd>>,
 }
 
 impl Host {
@@ -213,6 +230,31 @@ impl Host {
             RoomCmd::CloseIfWaiting => {
                 if self.room.phase() == Phase::Waiting {
                     self.closed = true;
+                }
+            }
+            RoomCmd::ChildFinished {
+                room,
+                winner,
+                scores,
+            } => {
+                let now = self.now(Instant::now());
+                if let Err(e) = self.room.handle(
+                    now,
+                    Input::DuelOver {
+                        room,
+                        winner,
+                        scores,
+                    },
+                ) {
+                    tracing::warn!(room = %self.room.id(), error = %e, "tournament refused a duel result");
+                }
+            }
+            RoomCmd::Forfeit { user } => {
+                let now = self.now(Instant::now());
+                if self.room.phase() == Phase::Playing {
+                    if let Err(e) = self.room.handle(now, Input::Leave { user: user.clone() }) {
+                        tracing::debug!(room = %self.room.id(), user = %user, error = %e, "forfeit refused");
+                    }
                 }
             }
         }
@@ -350,17 +392,72 @@ impl Host {
                 }
                 Output::Started => self.started_wall = Some(Utc::now()),
                 Output::Finished(summary) => self.finish(*summary),
-                other => {
-                    tracing::warn!(room = %self.room.id(), output = ?other, "tournament outputs are not hosted yet")
+                Output::SpawnDuel { room, players, .. } => self.spawn_duel(room, players),
+                Output::Forfeit { room, user } => {
+                    if let Some(tx) = self.node.rooms.get(&room).map(|h| h.tx.clone()) {
+                        let _ = tx.try_send(RoomCmd::Forfeit { user });
+                    }
                 }
             }
         }
+    }
+
+    /// A tournament pairing: a duel room on this node whose end comes back here.
+    /// Its players stay seated in the tournament; the duel is their current sub-room.
+    fn spawn_duel(&mut self, room: String, players: [PlayerRef; 2]) {
+        let parent = self.room.spec();
+        let mut settings = parent.settings.clone();
+        settings.max_players = 2;
+        settings.watch = false;
+        let spec = RoomSpec {
+            room: room.clone(),
+            mode: juno_protocol::Mode::Duel,
+            mission: parent.mission.clone(),
+            creator: None,
+            settings,
+            questions: parent.questions.clone(),
+            parent: Some(parent.room.clone()),
+        };
+        for p in &players {
+            self.node.sub_seats.insert(p.id.clone(), room.clone());
+        }
+        let start = RoomStart {
+            seat: players.to_vec(),
+            announce: true,
+            spectator: None,
+            reply: None,
+        };
+        let me = self.node.rooms.get(self.room.id()).map(|h| h.tx.clone());
+        spawn(self.node.clone(), spec, self.world.clone(), start, me);
     }
 
     fn finish(&mut self, summary: Summary) {
         let room_id = self.room.id().to_string();
         for p in &summary.players {
             self.node.release_seat(&p.id, &room_id);
+            self.node.sub_seats.remove_if(&p.id, |_, r| r == &room_id);
+        }
+        if let Some(parent) = &self.parent {
+            let winner = summary
+                .result
+                .winner
+                .clone()
+                .or_else(|| summary.result.standings.first().map(|s| s.id.clone()));
+            if let Some(winner) = winner {
+                let scores = summary
+                    .players
+                    .iter()
+                    .map(|p| (p.id.clone(), p.score))
+                    .collect();
+                let report = RoomCmd::ChildFinished {
+                    room: room_id.clone(),
+                    winner,
+                    scores,
+                };
+                if parent.try_send(report).is_err() {
+                    tracing::error!(room = %room_id, "tournament gone or busy: duel result not reported");
+                }
+            }
         }
         self.away.clear();
         self.finished_at = Some(Instant::now());

@@ -1,8 +1,10 @@
 //! Integration tests: real servers on port 0, real WebSocket clients, real
 //! SQLite and Postgres. One test binary keeps the build lean.
 
+mod bots;
 mod support;
 
 mod connection;
 mod duel;
 mod http_api;
+mod modes;

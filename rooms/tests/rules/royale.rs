@@ -1,9 +1,6 @@
 //! Battle royale rules, lobby rules and large-room limits, on a simulated clock.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use juno_protocol::{Mode, Phase, ServerMsg};
 use juno_rooms::{Output, RoomError};
 

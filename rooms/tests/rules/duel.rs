@@ -1,9 +1,6 @@
 //! Duel rules and the shared round engine, on a simulated clock.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use juno_protocol::{Mode, Phase, ServerMsg};
 use juno_rooms::{points, Output, RoomError};
 

@@ -1,9 +1,6 @@
 //! Tournament rules: seeding, byes, spawned duels, walkovers, forfeits, final ranks.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use juno_protocol::{Mode, Pairing, Phase, ServerMsg};
 use juno_rooms::{Input, Output, RoomError};
 

@@ -1,9 +1,6 @@
 //! Property tests: invariants of every mode under random play, and exact replay.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use juno_protocol::{Mode, Phase, ServerMsg};
 use juno_rooms::{Input, Output, Room};
 use proptest::prelude::*;

@@ -1,9 +1,6 @@
 //! Raid boss rules: damage, coalesced boss frames, victory and defeat.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use juno_protocol::{Boss, Mode, Phase, ServerMsg};
 use juno_rooms::{points, Output, RoomError};
 
