@@ -240,8 +240,8 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused_with_the_key_named() {
-        let err =
-            Config::from_lookup(|k| (k == "JUNO_RATE_PER_SEC").then(|| "fast".into())).unwrap_err();
+        let err = Config::from_lookup(|k| (k == "JUNO_RATE_PER_SEC").then(|| "fast".into()))
+            .expect_err("a non-number is refused");
         assert!(err.to_string().contains("JUNO_RATE_PER_SEC"));
     }
 

@@ -157,19 +157,19 @@ async fn dev_token(
 }
 
 /// Admin auth: 403 while the admin API is disabled, 401 for anything but the right bearer token.
-fn admin(node: &Node, headers: &HeaderMap) -> Result<(), Response> {
+fn admin(node: &Node, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let Some(expected) = node.config.admin_token.as_deref() else {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "admin API disabled: set JUNO_ADMIN_TOKEN",
-        ));
+        )));
     };
     match bearer(headers) {
         Some(token) if token == expected => Ok(()),
-        _ => Err(error(
+        _ => Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "admin bearer token required",
-        )),
+        ))),
     }
 }
 
@@ -190,7 +190,7 @@ async fn upload_mission(
     body: Result<Json<Mission>, JsonRejection>,
 ) -> Response {
     if let Err(denied) = admin(&node, &headers) {
-        return denied;
+        return *denied;
     }
     let Json(mission) = match body {
         Ok(b) => b,
@@ -215,7 +215,7 @@ async fn upload_mission(
 
 async fn list_flags(State(node): State<Arc<Node>>, headers: HeaderMap) -> Response {
     if let Err(denied) = admin(&node, &headers) {
-        return denied;
+        return *denied;
     }
     match node.store.flags().await {
         Ok(flags) => Json(flags).into_response(),
@@ -235,7 +235,7 @@ async fn set_flag(
     body: Result<Json<FlagChange>, JsonRejection>,
 ) -> Response {
     if let Err(denied) = admin(&node, &headers) {
-        return denied;
+        return *denied;
     }
     let Json(change) = match body {
         Ok(b) => b,
@@ -256,7 +256,7 @@ async fn set_flag(
 
 async fn start_drain(State(node): State<Arc<Node>>, headers: HeaderMap) -> Response {
     if let Err(denied) = admin(&node, &headers) {
-        return denied;
+        return *denied;
     }
     tokio::spawn(drain::drain(node.clone()));
     (StatusCode::ACCEPTED, Json(json!({ "draining": true }))).into_response()

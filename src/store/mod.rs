@@ -258,25 +258,6 @@ fn demo_mission() -> Mission {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn demo_mission_is_valid() {
-        super::demo_mission()
-            .validate()
-            .expect("demo mission passes validation");
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            super::redact("postgres://u:secret@db/x"),
-            "postgres://***@db/x"
-        );
-        assert_eq!(super::redact("sqlite://juno.db"), "sqlite://juno.db");
-    }
-}
-
 impl Store {
     /// Users by points earned in [start, end), highest first: `(user, name, points)`.
     pub async fn points_between(
@@ -306,5 +287,24 @@ impl Store {
                 .context("counting active users")?;
         }
         Ok((counts[0], counts[1], counts[2]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn demo_mission_is_valid() {
+        super::demo_mission()
+            .validate()
+            .expect("demo mission passes validation");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            super::redact("postgres://u:secret@db/x"),
+            "postgres://***@db/x"
+        );
+        assert_eq!(super::redact("sqlite://juno.db"), "sqlite://juno.db");
     }
 }

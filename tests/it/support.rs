@@ -44,10 +44,12 @@ impl Drop for TempDir {
 
 /// Test defaults: fast pace, known secrets.
 pub fn test_config() -> Config {
-    let mut c = Config::default();
-    c.jwt_secrets = vec![SECRET.into()];
-    c.admin_token = Some(ADMIN.into());
-    c.node_id = "test-node".into();
+    let mut c = Config {
+        jwt_secrets: vec![SECRET.into()],
+        admin_token: Some(ADMIN.into()),
+        node_id: "test-node".into(),
+        ..Config::default()
+    };
     c.pace.questions = 3;
     c.pace.question_ms = 3000;
     c.pace.countdown_ms = 50;
