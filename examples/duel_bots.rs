@@ -10,7 +10,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let base = std::env::args().nth(1).unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    let base = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "http://127.0.0.1:8080".into());
     let http = reqwest::Client::new();
     let mut bots = Vec::new();
     for (user, name, smart) in [("ada", "Ada", true), ("bert", "Bert", false)] {
@@ -36,16 +38,27 @@ async fn main() -> anyhow::Result<()> {
 /// "smart" bot, choice 1 for the other; prints every message.
 async fn play(ws_url: String, user: &'static str, smart: bool) -> anyhow::Result<()> {
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await?;
-    let queue = ClientMsg::Queue { mode: Mode::Duel, mission: "demo".into() };
-    ws.send(Message::Binary(encode_client(Some(1), &queue).into())).await?;
+    let queue = ClientMsg::Queue {
+        mode: Mode::Duel,
+        mission: "demo".into(),
+    };
+    ws.send(Message::Binary(encode_client(Some(1), &queue).into()))
+        .await?;
     while let Some(frame) = ws.next().await {
-        let Message::Binary(bytes) = frame? else { continue };
+        let Message::Binary(bytes) = frame? else {
+            continue;
+        };
         let msg = decode_server(&bytes)?;
         println!("{user}: {msg:?}");
         match msg {
             ServerMsg::Question(q) => {
-                let answer = ClientMsg::Answer { room: q.room, q: q.q, choice: if smart { 0 } else { 1 } };
-                ws.send(Message::Binary(encode_client(None, &answer).into())).await?;
+                let answer = ClientMsg::Answer {
+                    room: q.room,
+                    q: q.q,
+                    choice: if smart { 0 } else { 1 },
+                };
+                ws.send(Message::Binary(encode_client(None, &answer).into()))
+                    .await?;
             }
             ServerMsg::Result(_) => break,
             _ => {}

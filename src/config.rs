@@ -17,8 +17,11 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `postgres://…` or `sqlite://PATH`.
     pub database_url: String,
-    /// Set = cluster mode (not used by a single node).
+    /// Set = cluster mode: Redis holds the shared directories and carries the bus.
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel (`JUNO_REDIS_PREFIX`), so several
+    /// clusters can share one Redis.
+    pub redis_prefix: String,
     /// This node's name, shown in `welcome.node` and `/health`.
     pub node_id: String,
     /// HS256 secrets: the first signs, all verify. Empty = dev mode.
@@ -53,6 +56,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: "sqlite://juno.db".into(),
             redis_url: None,
+            redis_prefix: "juno".into(),
             node_id: default_node_id(),
             jwt_secrets: Vec::new(),
             admin_token: None,
@@ -108,6 +112,9 @@ impl Config {
             c.database_url = v;
         }
         c.redis_url = get("REDIS_URL").filter(|v| !v.is_empty());
+        if let Some(v) = get("JUNO_REDIS_PREFIX").filter(|v| !v.is_empty()) {
+            c.redis_prefix = v;
+        }
         if let Some(v) = get("JUNO_NODE_ID").filter(|v| !v.is_empty()) {
             c.node_id = v;
         }

@@ -21,9 +21,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Identity;
+use crate::cluster::{BusMsg, RemoteCmd};
 use crate::dispatch;
 use crate::node::Node;
-use crate::room_host::RoomCmd;
+use crate::routing;
 use crate::session::{ConnHandle, Outbound};
 
 /// WebSocket close codes the contract uses.
@@ -56,6 +57,18 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, identity: Identity) {
         )));
         old.close(close_code::NORMAL, "replaced");
     }
+    if let Some(cluster) = &node.cluster {
+        // One live connection per user, cluster-wide: an older one elsewhere is told to go.
+        if let Some(older_at) = cluster.claim_user(&identity.user).await {
+            cluster.send(
+                &older_at,
+                &BusMsg::Kick {
+                    user: identity.user.clone(),
+                    node: cluster.node_id.clone(),
+                },
+            );
+        }
+    }
     node.metrics.active_users.set(node.sessions.len() as i64);
 
     let (sink, stream) = socket.split();
@@ -66,7 +79,7 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, identity: Identity) {
         node.config.keepalive,
     ));
 
-    let seats = node.rooms_of(&identity.user);
+    let seats = node.rooms_of(&identity.user).await;
     handle.send(encode(&ServerMsg::Welcome(Welcome {
         user: identity.user.clone(),
         name: identity.name.clone(),
@@ -75,15 +88,17 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, identity: Identity) {
         flags: node.flags_for(&identity.user),
         rooms: seats.clone(),
     })));
-    for room in seats
-        .iter()
-        .filter_map(|r| node.rooms.get(r).map(|h| h.tx.clone()))
-    {
-        let _ = room
-            .send(RoomCmd::Reconnected {
-                user: identity.user.clone(),
-            })
-            .await;
+    let here = node
+        .cluster
+        .as_ref()
+        .map(|c| c.node_id.clone())
+        .unwrap_or_default();
+    for room in &seats {
+        let cmd = RemoteCmd::Reconnected {
+            user: identity.user.clone(),
+            node: here.clone(),
+        };
+        routing::notify_room(&node, room, cmd).await;
     }
     let touch = node.clone();
     let who = identity.clone();
@@ -107,22 +122,27 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, identity: Identity) {
     handle.stop.cancel();
     let _ = writer.await;
     let user = state.identity.user.clone();
+    // A connection replaced by a newer one (here or on another node) leaves its
+    // rooms alone: the player is still there.
     if node.sessions.unregister(&handle) {
-        node.matchmaker.remove(&user);
-        for room in node
-            .rooms_of(&user)
-            .iter()
-            .filter_map(|r| node.rooms.get(r).map(|h| h.tx.clone()))
-        {
-            let _ = room
-                .send(RoomCmd::Disconnected { user: user.clone() })
+        match &node.cluster {
+            Some(cluster) => {
+                cluster.release_user(&user);
+                if let Err(e) = cluster.unqueue(&user).await {
+                    tracing::debug!(error = %format!("{e:#}"), "withdrawing a queue ticket");
+                }
+            }
+            None => {
+                node.matchmaker.remove(&user);
+            }
+        }
+        for room in node.rooms_of(&user).await {
+            routing::notify_room(&node, &room, RemoteCmd::Disconnected { user: user.clone() })
                 .await;
         }
     }
     for room in state.spectating {
-        if let Some(tx) = node.rooms.get(&room).map(|h| h.tx.clone()) {
-            let _ = tx.send(RoomCmd::Unspectate { user: user.clone() }).await;
-        }
+        routing::notify_room(&node, &room, RemoteCmd::Unspectate { user: user.clone() }).await;
     }
     node.metrics.ws_connections.dec();
     node.metrics.active_users.set(node.sessions.len() as i64);

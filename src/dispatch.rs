@@ -1,6 +1,8 @@
 //! What each client message does: matchmaking and room creation here, every
-//! in-room action forwarded to the room's host task (which answers the client).
+//! in-room action forwarded to the room's host task — on this node through its
+//! channel, on another node through the bus — which answers the client.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use juno_protocol::{
@@ -8,9 +10,11 @@ use juno_protocol::{
 };
 use tokio::time::Instant;
 
+use crate::cluster::{BusMsg, RemoteCmd};
 use crate::conn::{queueable, ConnState};
-use crate::node::{Node, Refusal, RoomStart};
-use crate::room_host::{Action, RoomCmd};
+use crate::node::{new_room_id, Node, Refusal, RoomStart};
+use crate::room_host::{Action, Reply, RoomCmd};
+use crate::routing::{locate, RoomAt};
 
 /// Handles one decoded frame. An `Err` is answered as an `error` echoing `rid`;
 /// on success the answer has been sent (or will be, by the room).
@@ -22,13 +26,11 @@ pub async fn handle(
     received: Instant,
 ) -> Result<(), Refusal> {
     let user = state.identity.user.clone();
-    let action = match msg {
-        ClientMsg::Ping => {
-            return Ok(());
-        }
+    let (room, action) = match msg {
+        ClientMsg::Ping => return Ok(()),
         ClientMsg::Queue { mode, mission } => return queue(node, state, rid, mode, &mission).await,
         ClientMsg::Unqueue => {
-            node.matchmaker.remove(&user);
+            unqueue(node, &user).await;
             state.handle.send(encode(&ServerMsg::ok(rid)));
             return Ok(());
         }
@@ -47,24 +49,13 @@ pub async fn handle(
             )
             .await
         }
-        ClientMsg::Join { room } => {
-            let mode = room_mode(node, &room)?;
-            node.check_mode(mode, &user)?;
-            node.check_not_draining()?;
-            node.reserve_seat(&user, &room)?;
-            node.matchmaker.remove(&user);
-            (
-                room,
-                Action::Join {
-                    name: state.identity.name.clone(),
-                },
-            )
-        }
-        ClientMsg::Spectate { room } => {
-            room_mode(node, &room)?;
-            state.spectating.insert(room.clone());
-            (room, Action::Spectate)
-        }
+        ClientMsg::Join { room } => (
+            room,
+            Action::Join {
+                name: state.identity.name.clone(),
+            },
+        ),
+        ClientMsg::Spectate { room } => (room, Action::Spectate),
         ClientMsg::Leave { room } => {
             state.spectating.remove(&room);
             (room, Action::Leave)
@@ -72,34 +63,72 @@ pub async fn handle(
         ClientMsg::Start { room } => (room, Action::Start),
         ClientMsg::Answer { room, q, choice } => (room, Action::Answer { q, choice }),
     };
-    let (room, action) = action;
-    let Some(tx) = node.rooms.get(&room).map(|h| h.tx.clone()) else {
-        node.release_seat(&user, &room);
-        return Err(not_found_room(&room));
+    let (target, mode) = match locate(node, &room).await? {
+        RoomAt::Here(tx, mode) => (Ok(tx), mode),
+        RoomAt::There(owner, mode) => (Err(owner), mode),
     };
-    let cmd = RoomCmd::Client {
-        user: user.clone(),
-        rid,
-        at: received,
-        action,
-        reply: state.handle.clone(),
-    };
-    if tx.send(cmd).await.is_err() {
-        node.release_seat(&user, &room);
-        return Err(not_found_room(&room));
+    match &action {
+        Action::Join { .. } => {
+            node.check_mode(mode, &user)?;
+            node.check_not_draining()?;
+            node.reserve_seat(&user, &room).await?;
+            unqueue(node, &user).await;
+        }
+        Action::Spectate => {
+            state.spectating.insert(room.clone());
+        }
+        _ => {}
+    }
+    match target {
+        Ok(tx) => {
+            let reply = Reply::Local(state.handle.clone());
+            let cmd = RoomCmd::Client {
+                user: user.clone(),
+                rid,
+                at: received,
+                action,
+                reply,
+            };
+            if tx.send(cmd).await.is_err() {
+                node.release_seat(&user, &room);
+                return Err(Refusal::new(
+                    ErrorCode::NotFound,
+                    format!("no room '{room}'"),
+                ));
+            }
+        }
+        Err(owner) => {
+            if let Some(cluster) = &node.cluster {
+                let from = cluster.node_id.clone();
+                cluster.send(
+                    &owner,
+                    &BusMsg::Room {
+                        room,
+                        cmd: RemoteCmd::Client {
+                            user,
+                            rid,
+                            action,
+                            from,
+                        },
+                    },
+                );
+            }
+        }
     }
     Ok(())
 }
 
-fn not_found_room(room: &str) -> Refusal {
-    Refusal::new(ErrorCode::NotFound, format!("no room '{room}'"))
-}
-
-fn room_mode(node: &Node, room: &str) -> Result<Mode, Refusal> {
-    node.rooms
-        .get(room)
-        .map(|h| h.mode)
-        .ok_or_else(|| not_found_room(room))
+async fn unqueue(node: &Node, user: &str) {
+    match &node.cluster {
+        Some(cluster) => {
+            if let Err(e) = cluster.unqueue(user).await {
+                tracing::warn!(error = %format!("{e:#}"), "withdrawing a queue ticket");
+            }
+        }
+        None => {
+            node.matchmaker.remove(user);
+        }
+    }
 }
 
 async fn mission(node: &Node, id: &str) -> Result<Mission, Refusal> {
@@ -119,8 +148,8 @@ async fn mission(node: &Node, id: &str) -> Result<Mission, Refusal> {
     }
 }
 
-fn check_unseated(node: &Node, user: &str) -> Result<(), Refusal> {
-    match node.seat_of(user) {
+async fn check_unseated(node: &Node, user: &str) -> Result<(), Refusal> {
+    match node.seated_room(user).await {
         Some(room) => Err(Refusal::new(
             ErrorCode::NotAllowed,
             format!("you are already playing in room {room}"),
@@ -145,53 +174,87 @@ async fn queue(
     }
     node.check_mode(mode, user)?;
     node.check_not_draining()?;
-    check_unseated(node, user)?;
+    check_unseated(node, user).await?;
     let mission = mission(node, mission_id).await?;
     let me = PlayerRef {
         id: user.clone(),
         name: state.identity.name.clone(),
     };
-    state.handle.send(encode(&ServerMsg::ok(rid)));
-    let Some(opponent) = node.matchmaker.enqueue(me.clone(), &mission.id) else {
-        return Ok(());
+    let (opponent, opponent_node) = match &node.cluster {
+        Some(cluster) => match cluster.enqueue(&me, &mission.id).await {
+            Ok(found) => {
+                state.handle.send(encode(&ServerMsg::ok(rid)));
+                match found {
+                    Some((opponent, at)) => (opponent, (at != cluster.node_id).then_some(at)),
+                    None => return Ok(()),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cluster matchmaking");
+                return Err(Refusal::new(
+                    ErrorCode::Internal,
+                    "matchmaking is unavailable; try again",
+                ));
+            }
+        },
+        None => {
+            state.handle.send(encode(&ServerMsg::ok(rid)));
+            match node.matchmaker.enqueue(me.clone(), &mission.id) {
+                Some(opponent) => (opponent, None),
+                None => return Ok(()),
+            }
+        }
     };
     // Both seats are taken before the room exists, so neither player can be matched twice.
-    let placeholder = format!("matching:{}", opponent.id);
-    if node.reserve_seat(&opponent.id, &placeholder).is_err() {
-        node.matchmaker.enqueue(me, &mission.id);
+    let room = new_room_id();
+    if node.reserve_seat(&opponent.id, &room).await.is_err() {
+        requeue(node, me, &mission.id).await;
         return Ok(());
     }
-    if node.reserve_seat(user, &placeholder).is_err() {
-        node.release_seat(&opponent.id, &placeholder);
-        node.matchmaker.enqueue(opponent, &mission.id);
+    if node.reserve_seat(user, &room).await.is_err() {
+        node.release_seat(&opponent.id, &room);
         return Ok(());
     }
-    let players = vec![opponent, me];
+    let players = vec![opponent.clone(), me];
+    let remote: HashMap<String, String> = opponent_node
+        .map(|n| (opponent.id.clone(), n))
+        .into_iter()
+        .collect();
     let start = RoomStart {
         seat: players.clone(),
         announce: true,
         spectator: None,
         reply: None,
+        remote,
     };
-    let created = node.create_room_with(
+    if let Err(refusal) = node.create_room(
+        room.clone(),
         Mode::Duel,
         &mission,
         &RoomOptions::default(),
         None,
         start,
-        |room| {
-            for p in &players {
-                node.seats.insert(p.id.clone(), room.to_string());
-            }
-        },
-    );
-    if let Err(refusal) = created {
+    ) {
         for p in &players {
-            node.release_seat(&p.id, &placeholder);
-            node.send_to(&p.id, encode(&refusal.to_msg(None)));
+            node.release_seat(&p.id, &room);
         }
+        state.handle.send(encode(&refusal.to_msg(None)));
     }
     Ok(())
+}
+
+/// Puts a player back in the queue after a pairing fell through.
+async fn requeue(node: &Node, me: PlayerRef, mission: &str) {
+    match &node.cluster {
+        Some(cluster) => {
+            if let Err(e) = cluster.enqueue(&me, mission).await {
+                tracing::warn!(error = %format!("{e:#}"), "re-queueing");
+            }
+        }
+        None => {
+            node.matchmaker.enqueue(me, mission);
+        }
+    }
 }
 
 async fn create(
@@ -209,10 +272,12 @@ async fn create(
         .validate(mode)
         .map_err(|m| Refusal::new(ErrorCode::Invalid, m))?;
     let watch = options.watch.unwrap_or(false);
-    if !watch {
-        check_unseated(node, user)?;
-    }
     let mission = mission(node, mission_id).await?;
+    let room = new_room_id();
+    if !watch {
+        node.reserve_seat(user, &room).await?;
+        unqueue(node, user).await;
+    }
     let me = PlayerRef {
         id: user.clone(),
         name: state.identity.name.clone(),
@@ -222,12 +287,13 @@ async fn create(
         announce: false,
         spectator: watch.then(|| user.clone()),
         reply: Some((state.handle.clone(), rid)),
+        remote: HashMap::new(),
     };
-    node.create_room_with(mode, &mission, &options, Some(user), start, |room| {
-        if !watch {
-            node.matchmaker.remove(user);
-            node.seats.insert(user.clone(), room.to_string());
-        }
-    })?;
+    if let Err(refusal) =
+        node.create_room(room.clone(), mode, &mission, &options, Some(user), start)
+    {
+        node.release_seat(user, &room);
+        return Err(refusal);
+    }
     Ok(())
 }

@@ -29,6 +29,7 @@ pub async fn drain(node: Arc<Node>) {
         let _ = room.tx.try_send(RoomCmd::CloseIfWaiting);
     }
     node.matchmaker.clear();
+    // Cluster tickets of this node's players die with their presence entries below.
     let deadline = Instant::now() + node.config.drain_timeout;
     let mut released = HashSet::new();
     loop {
@@ -50,6 +51,9 @@ pub async fn drain(node: Arc<Node>) {
             "database unreachable: results will be spooled"
         );
     }
+    if let Some(cluster) = &node.cluster {
+        cluster.leave().await;
+    }
     tracing::info!("drained");
     node.shutdown.cancel();
 }
@@ -64,8 +68,12 @@ fn release_idle(node: &Node, released: &mut HashSet<u64>, all: bool) {
         if released.contains(&conn.id) {
             continue;
         }
+        // Only a seat in a running room on THIS node keeps a connection here; players of
+        // rooms elsewhere can resume through any other node.
         let seated_in_running_room = node
-            .seat_of(&conn.user)
+            .seats
+            .get(&*conn.user)
+            .map(|r| r.clone())
             .and_then(|room| node.rooms.get(&room).map(|h| !h.is_finished()))
             .unwrap_or(false);
         if all || !seated_in_running_room {

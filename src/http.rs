@@ -75,12 +75,17 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response {
 
 async fn health(State(node): State<Arc<Node>>) -> Response {
     let db_ok = node.store.ping().await;
+    let redis = match &node.cluster {
+        None => "off",
+        Some(cluster) if cluster.ping().await => "ok",
+        Some(_) => "down",
+    };
     let body = json!({
-        "status": if db_ok { "ok" } else { "degraded" },
+        "status": if db_ok && redis != "down" { "ok" } else { "degraded" },
         "node": node.config.node_id,
         "version": env!("CARGO_PKG_VERSION"),
         "db": if db_ok { "ok" } else { "down" },
-        "redis": "off",
+        "redis": redis,
         "draining": node.is_draining(),
         "connections": node.sessions.len(),
         "rooms": node.rooms.len(),
@@ -246,6 +251,9 @@ async fn set_flag(
         Ok(true) => match node.store.flags().await {
             Ok(flags) => {
                 node.apply_flags(flags);
+                if let Some(cluster) = &node.cluster {
+                    cluster.send_all(&crate::cluster::BusMsg::FlagsChanged);
+                }
                 Json(json!({ "name": name, "enabled": change.enabled })).into_response()
             }
             Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),

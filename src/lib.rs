@@ -2,6 +2,7 @@
 //! edges to the database. `main.rs` only parses the command line and calls [`run`].
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod dispatch;
@@ -12,6 +13,7 @@ pub mod metrics;
 pub mod node;
 pub mod outbox;
 pub mod room_host;
+pub mod routing;
 pub mod session;
 pub mod stats;
 pub mod store;
@@ -54,7 +56,16 @@ impl Server {
             );
         }
         let spool = spool_path(&config);
-        let node = Node::new(config, auth, store.clone(), flags);
+        let cluster = match &config.redis_url {
+            Some(url) => {
+                Some(cluster::Cluster::connect(url, &config.node_id, &config.redis_prefix).await?)
+            }
+            None => None,
+        };
+        let node = Node::new(config, auth, store.clone(), flags, cluster);
+        if let Some(cluster) = &node.cluster {
+            cluster.start(&node);
+        }
         let outbox_stop = CancellationToken::new();
         let on_written = {
             let node = Arc::downgrade(&node);

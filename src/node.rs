@@ -2,7 +2,7 @@
 //! configuration, keys, the store, metrics, live connections, rooms and seats,
 //! matchmaking, flags, the results outbox, and the drain state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::matchmaker::Matchmaker;
 use crate::metrics::Metrics;
@@ -69,6 +70,8 @@ pub struct RoomStart {
     pub spectator: Option<String>,
     /// The `create` to answer with `ok {room}`.
     pub reply: Option<(ConnHandle, Option<u64>)>,
+    /// Seated players connected to other nodes, and which node.
+    pub remote: HashMap<String, String>,
 }
 
 /// The shared state of one server process.
@@ -87,6 +90,8 @@ pub struct Node {
     pub matchmaker: Matchmaker,
     flags: RwLock<BTreeMap<String, bool>>,
     pub outbox: Outbox,
+    /// Set in cluster mode: Redis directories and the bus to other nodes.
+    pub cluster: Option<Arc<Cluster>>,
     draining: AtomicBool,
     /// Cancelled when the node stops serving.
     pub shutdown: CancellationToken,
@@ -100,6 +105,7 @@ impl Node {
         auth: Auth,
         store: Store,
         flags: BTreeMap<String, bool>,
+        cluster: Option<Arc<Cluster>>,
     ) -> Arc<Node> {
         let metrics = Metrics::new();
         let sessions = Sessions::new(
@@ -119,6 +125,7 @@ impl Node {
             matchmaker: Matchmaker::default(),
             flags: RwLock::new(flags),
             outbox,
+            cluster,
             draining: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
             room_tasks: TaskTracker::new(),
@@ -172,13 +179,30 @@ impl Node {
         }
     }
 
-    /// Reserves `user`'s seat in `room`; fails if they are seated in another room.
-    pub fn reserve_seat(&self, user: &str, room: &str) -> Result<(), Refusal> {
-        match self.seats.entry(user.to_string()) {
-            dashmap::Entry::Occupied(e) if e.get() != room => Err(Refusal::new(
+    /// Reserves `user`'s seat in `room` (cluster-wide in cluster mode); fails if
+    /// they are seated in another room.
+    pub async fn reserve_seat(&self, user: &str, room: &str) -> Result<(), Refusal> {
+        let taken = |other: &str| {
+            Refusal::new(
                 ErrorCode::NotAllowed,
-                format!("you are already playing in room {}", e.get()),
-            )),
+                format!("you are already playing in room {other}"),
+            )
+        };
+        if let Some(cluster) = &self.cluster {
+            return match cluster.reserve_seat(user, room).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(other)) => Err(taken(&other)),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "reserving a seat");
+                    Err(Refusal::new(
+                        ErrorCode::Internal,
+                        "the cluster directory is unreachable; try again",
+                    ))
+                }
+            };
+        }
+        match self.seats.entry(user.to_string()) {
+            dashmap::Entry::Occupied(e) if e.get() != room => Err(taken(e.get())),
             dashmap::Entry::Occupied(_) => Ok(()),
             dashmap::Entry::Vacant(e) => {
                 e.insert(room.to_string());
@@ -187,18 +211,57 @@ impl Node {
         }
     }
 
+    /// A room on this node seated `user`: remember it here and in the cluster.
+    pub fn confirm_seat(&self, user: &str, room: &str) {
+        self.seats.insert(user.to_string(), room.to_string());
+        if let Some(cluster) = &self.cluster {
+            cluster.set_seat(user, room);
+        }
+    }
+
     /// Frees `user`'s seat if it is in `room`.
     pub fn release_seat(&self, user: &str, room: &str) {
         self.seats.remove_if(user, |_, r| r == room);
+        if let Some(cluster) = &self.cluster {
+            cluster.release_seat(user, room);
+        }
     }
 
-    pub fn seat_of(&self, user: &str) -> Option<String> {
-        self.seats.get(user).map(|r| r.clone())
+    /// Records (or clears) a tournament entrant's current duel.
+    pub fn set_sub_seat(&self, user: &str, room: Option<&str>) {
+        match room {
+            Some(room) => {
+                self.sub_seats.insert(user.to_string(), room.to_string());
+            }
+            None => {
+                self.sub_seats.remove(user);
+            }
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.set_sub_seat(user, room);
+        }
     }
 
-    /// Every live room the user is seated in: their room, and a tournament entrant's current duel.
-    pub fn rooms_of(&self, user: &str) -> Vec<String> {
-        let mut rooms: Vec<String> = self.seat_of(user).into_iter().collect();
+    /// The room `user` is seated in, anywhere in the cluster.
+    pub async fn seated_room(&self, user: &str) -> Option<String> {
+        match &self.cluster {
+            Some(cluster) => cluster.rooms_of(user).await.into_iter().next(),
+            None => self.seats.get(user).map(|r| r.clone()),
+        }
+    }
+
+    /// Every live room the user is seated in — their room, and a tournament
+    /// entrant's current duel — anywhere in the cluster.
+    pub async fn rooms_of(&self, user: &str) -> Vec<String> {
+        if let Some(cluster) = &self.cluster {
+            return cluster.rooms_of(user).await;
+        }
+        let mut rooms: Vec<String> = self
+            .seats
+            .get(user)
+            .map(|r| r.clone())
+            .into_iter()
+            .collect();
         rooms.extend(self.sub_seats.get(user).map(|r| r.clone()));
         rooms
     }
@@ -215,20 +278,19 @@ impl Node {
         }
     }
 
-    /// Creates and starts hosting a room for `mission`. `before_start` gets the new
-    /// room's id before its host runs (to point seats at it).
-    pub fn create_room_with(
+    /// Creates room `id` for `mission` and starts hosting it here. Seats in
+    /// `start.seat` must already be reserved for `id`.
+    pub fn create_room(
         self: &Arc<Self>,
+        id: String,
         mode: Mode,
         mission: &Mission,
         options: &RoomOptions,
         creator: Option<&str>,
         start: RoomStart,
-        before_start: impl FnOnce(&str),
-    ) -> Result<String, Refusal> {
+    ) -> Result<(), Refusal> {
         self.check_not_draining()?;
         let settings = Settings::resolve(mode, options, self.config.pace);
-        let id = new_room_id();
         let spec = RoomSpec {
             room: id.clone(),
             mode,
@@ -238,9 +300,8 @@ impl Node {
             settings,
             parent: None,
         };
-        before_start(&id);
         room_host::spawn(self.clone(), spec, mission.world.clone(), start, None);
-        Ok(id)
+        Ok(())
     }
 
     /// Sends an encoded frame to one user's live connection, if any.
@@ -263,7 +324,7 @@ fn pick_questions(mission: &Mission, count: usize) -> Vec<juno_protocol::Questio
 }
 
 /// A short random room id.
-fn new_room_id() -> String {
+pub fn new_room_id() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
     (0..10)
         .map(|_| char::from(ALPHABET[rand::random_range(0..ALPHABET.len())]))

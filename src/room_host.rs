@@ -15,6 +15,9 @@ use juno_rooms::{Input, Millis, Output, Room, RoomError, RoomSpec, Summary};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
+use bytes::Bytes;
+
+use crate::cluster::BusMsg;
 use crate::node::{Node, RoomHandle, RoomStart};
 use crate::session::ConnHandle;
 use crate::store::MatchRecord;
@@ -23,8 +26,9 @@ use crate::store::MatchRecord;
 /// once queue up instead of being refused.
 const COMMAND_QUEUE: usize = 4096;
 
-/// A player's or spectator's request, stamped with when it was received.
-#[derive(Debug)]
+/// A player's or spectator's request.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "a", rename_all = "snake_case")]
 pub enum Action {
     Join { name: String },
     Spectate,
@@ -42,12 +46,13 @@ pub enum RoomCmd {
         /// When the frame arrived: answer time runs to here, not to when the room got to it.
         at: Instant,
         action: Action,
-        reply: ConnHandle,
+        reply: Reply,
     },
     /// The player's connection dropped: keep the seat for the reconnect window.
     Disconnected { user: String },
-    /// The player is back (on a new connection): send them the room as it is now.
-    Reconnected { user: String },
+    /// The player is back (on a new connection, on `node` if not this one): send
+    /// them the room as it is now.
+    Reconnected { user: String, node: Option<String> },
     /// A spectator's connection ended.
     Unspectate { user: String },
     /// Drain: a room that has not started closes; a running one plays on.
@@ -60,6 +65,15 @@ pub enum RoomCmd {
     },
     /// Tournament duel: `user` left the tournament, so they forfeit this duel.
     Forfeit { user: String },
+}
+
+/// Where the direct answer to a client's command goes.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// The connection on this node that sent it.
+    Local(ConnHandle),
+    /// The node the client is connected to.
+    Remote(String),
 }
 
 /// Starts hosting `spec` on `node`; a tournament's duel reports its end to `parent`.
@@ -85,6 +99,9 @@ pub fn spawn(
         .rooms_active
         .with_label_values(&[mode.as_str()])
         .inc();
+    if let Some(cluster) = &node.cluster {
+        cluster.register_room(&spec.room, mode.as_str());
+    }
     let host = Host {
         room: Room::new(spec),
         node: node.clone(),
@@ -95,6 +112,7 @@ pub fn spawn(
         world,
         players: HashSet::new(),
         spectators: HashSet::new(),
+        remote: HashMap::new(),
         away: HashMap::new(),
         finished_at: None,
         finished,
@@ -117,6 +135,8 @@ struct Host {
     /// Seated players who receive the room's frames (eliminated players stay).
     players: HashSet<String>,
     spectators: HashSet<String>,
+    /// Members connected to other nodes, and which node (everyone else is here).
+    remote: HashMap<String, String>,
     /// Dropped players and when their seat expires (room time).
     away: HashMap<String, Millis>,
     finished_at: Option<Instant>,
@@ -157,6 +177,7 @@ impl Host {
         if let Some(watcher) = start.spectator {
             self.spectators.insert(watcher);
         }
+        self.remote = start.remote;
         if start.announce {
             let found = encode(&ServerMsg::MatchFound(MatchFound {
                 room: room_id.clone(),
@@ -165,9 +186,8 @@ impl Host {
                 players: start.seat.clone(),
                 parent: self.room.spec().parent.clone(),
             }));
-            for p in &start.seat {
-                self.node.send_to(&p.id, found.clone());
-            }
+            let users: Vec<&str> = start.seat.iter().map(|p| p.id.as_str()).collect();
+            self.deliver_many(&users, found);
         }
         let now = self.now(Instant::now());
         for PlayerRef { id, name } in start.seat {
@@ -179,7 +199,7 @@ impl Host {
                 },
             ) {
                 Ok(()) => {
-                    self.players.insert(id.clone());
+                    self.seated(&id);
                     self.send_state(&id, now);
                 }
                 Err(e) => {
@@ -200,16 +220,22 @@ impl Host {
                 reply,
             } => {
                 let now = self.now(at);
-                match self.on_action(now, &user, action) {
+                match &reply {
+                    Reply::Local(_) => self.remote.remove(&user),
+                    Reply::Remote(node) => self.remote.insert(user.clone(), node.clone()),
+                };
+                let answer = match self.on_action(now, &user, action) {
+                    Ok(then_state) => Ok(then_state),
+                    Err((code, msg)) => Err(ServerMsg::error(rid, code, msg)),
+                };
+                match answer {
                     Ok(then_state) => {
-                        reply.send(encode(&ServerMsg::ok(rid)));
+                        self.reply(&reply, &user, encode(&ServerMsg::ok(rid)));
                         if then_state {
                             self.send_state(&user, now);
                         }
                     }
-                    Err((code, msg)) => {
-                        reply.send(encode(&ServerMsg::error(rid, code, msg)));
-                    }
+                    Err(error) => self.reply(&reply, &user, encode(&error)),
                 }
             }
             RoomCmd::Disconnected { user } => {
@@ -219,8 +245,12 @@ impl Host {
                     self.away.insert(user, now + keep);
                 }
             }
-            RoomCmd::Reconnected { user } => {
+            RoomCmd::Reconnected { user, node } => {
                 self.away.remove(&user);
+                match node {
+                    Some(node) => self.remote.insert(user.clone(), node),
+                    None => self.remote.remove(&user),
+                };
                 let now = self.now(Instant::now());
                 self.send_state(&user, now);
             }
@@ -284,7 +314,7 @@ impl Host {
                     },
                 ) {
                     Ok(()) => {
-                        self.players.insert(user.to_string());
+                        self.seated(user);
                         self.spectators.remove(user);
                         Ok(true)
                     }
@@ -382,14 +412,9 @@ impl Host {
                     if let ServerMsg::RoomState(state) = &mut msg {
                         state.spectators = self.spectators.len() as u32;
                     }
-                    let frame = encode(&msg);
-                    for user in self.players.iter().chain(self.spectators.iter()) {
-                        self.node.send_to(user, frame.clone());
-                    }
+                    self.broadcast(encode(&msg));
                 }
-                Output::Send { to, msg } => {
-                    self.node.send_to(&to, encode(&msg));
-                }
+                Output::Send { to, msg } => self.deliver(&to, encode(&msg)),
                 Output::Started => self.started_wall = Some(Utc::now()),
                 Output::Finished(summary) => self.finish(*summary),
                 Output::SpawnDuel { room, players, .. } => self.spawn_duel(room, players),
@@ -418,14 +443,19 @@ impl Host {
             questions: parent.questions.clone(),
             parent: Some(parent.room.clone()),
         };
+        let mut remote = HashMap::new();
         for p in &players {
-            self.node.sub_seats.insert(p.id.clone(), room.clone());
+            self.node.set_sub_seat(&p.id, Some(&room));
+            if let Some(node) = self.remote.get(&p.id) {
+                remote.insert(p.id.clone(), node.clone());
+            }
         }
         let start = RoomStart {
             seat: players.to_vec(),
             announce: true,
             spectator: None,
             reply: None,
+            remote,
         };
         let me = self.node.rooms.get(self.room.id()).map(|h| h.tx.clone());
         spawn(self.node.clone(), spec, self.world.clone(), start, me);
@@ -435,7 +465,14 @@ impl Host {
         let room_id = self.room.id().to_string();
         for p in &summary.players {
             self.node.release_seat(&p.id, &room_id);
-            self.node.sub_seats.remove_if(&p.id, |_, r| r == &room_id);
+            if self
+                .node
+                .sub_seats
+                .get(&p.id)
+                .is_some_and(|r| *r == room_id)
+            {
+                self.node.set_sub_seat(&p.id, None);
+            }
         }
         if let Some(parent) = &self.parent {
             let winner = summary
@@ -515,6 +552,9 @@ impl Host {
             self.node.release_seat(user, &room_id);
         }
         self.node.rooms.remove(&room_id);
+        if let Some(cluster) = &self.node.cluster {
+            cluster.unregister_room(&room_id);
+        }
         self.node
             .metrics
             .rooms_active
@@ -533,8 +573,86 @@ impl Host {
     fn send_state(&self, user: &str, now: Millis) {
         let mut state = self.room.room_state(now);
         state.spectators = self.spectators.len() as u32;
-        self.node
-            .send_to(user, encode(&ServerMsg::RoomState(state)));
+        self.deliver(user, encode(&ServerMsg::RoomState(state)));
+    }
+
+    /// A player took their seat: they receive the room's frames, and their seat is
+    /// recorded here (for drain and lease renewal) and in the cluster.
+    fn seated(&mut self, user: &str) {
+        self.players.insert(user.to_string());
+        self.node.confirm_seat(user, self.room.id());
+    }
+
+    /// Sends a frame to one member, on this node or through the bus.
+    fn deliver(&self, user: &str, frame: Bytes) {
+        match (self.remote.get(user), &self.node.cluster) {
+            (Some(node), Some(cluster)) => cluster.send(
+                node,
+                &BusMsg::Deliver {
+                    users: vec![user.to_string()],
+                    frame,
+                },
+            ),
+            _ => {
+                self.node.send_to(user, frame);
+            }
+        }
+    }
+
+    /// Sends one frame to several members: local ones directly, and one bus message
+    /// per other node that has recipients.
+    fn deliver_many(&self, users: &[&str], frame: Bytes) {
+        let mut by_node: HashMap<&str, Vec<String>> = HashMap::new();
+        for user in users {
+            match self.remote.get(*user) {
+                Some(node) if self.node.cluster.is_some() => by_node
+                    .entry(node.as_str())
+                    .or_default()
+                    .push(user.to_string()),
+                _ => {
+                    self.node.send_to(user, frame.clone());
+                }
+            }
+        }
+        if let Some(cluster) = &self.node.cluster {
+            for (node, users) in by_node {
+                cluster.send(
+                    node,
+                    &BusMsg::Deliver {
+                        users,
+                        frame: frame.clone(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Sends one frame to every player and spectator.
+    fn broadcast(&self, frame: Bytes) {
+        let members: Vec<&str> = self
+            .players
+            .iter()
+            .chain(self.spectators.iter())
+            .map(String::as_str)
+            .collect();
+        self.deliver_many(&members, frame);
+    }
+
+    /// The direct answer to a client's command.
+    fn reply(&self, to: &Reply, user: &str, frame: Bytes) {
+        match (to, &self.node.cluster) {
+            (Reply::Local(conn), _) => {
+                conn.send(frame);
+            }
+            (Reply::Remote(node), Some(cluster)) => cluster.send(
+                node,
+                &BusMsg::Deliver {
+                    users: vec![user.to_string()],
+                    frame,
+                },
+            ),
+            (Reply::Remote(_), None) => {}
+        }
     }
 }
 

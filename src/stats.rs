@@ -53,7 +53,10 @@ pub async fn weekly_leaderboard(State(node): State<Arc<Node>>, Query(q): Query<L
 }
 
 pub async fn active_users(State(node): State<Arc<Node>>) -> Response {
-    let online = node.sessions.len();
+    let online = match &node.cluster {
+        Some(cluster) => cluster.online().await.unwrap_or(node.sessions.len() as u64),
+        None => node.sessions.len() as u64,
+    };
     match node.store.active_users(Utc::now()).await {
         Ok((dau, wau, mau)) => {
             Json(json!({ "online": online, "dau": dau, "wau": wau, "mau": mau })).into_response()

@@ -1,0 +1,141 @@
+//! Reaching rooms and users wherever they are: on this node through channels,
+//! on another node through the cluster bus. Also handles what the bus brings in.
+
+use std::sync::Arc;
+
+use juno_protocol::{encode, ErrorCode, Mode, ServerMsg};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::cluster::{BusMsg, RemoteCmd};
+use crate::conn::close_code;
+use crate::node::{Node, Refusal};
+use crate::room_host::{Reply, RoomCmd};
+
+/// Where a room lives.
+pub enum RoomAt {
+    Here(mpsc::Sender<RoomCmd>, Mode),
+    /// On another node: its id and the room's mode.
+    There(String, Mode),
+}
+
+/// Finds a room on this node, else in the cluster directory.
+pub async fn locate(node: &Node, room: &str) -> Result<RoomAt, Refusal> {
+    if let Some(h) = node.rooms.get(room) {
+        return Ok(RoomAt::Here(h.tx.clone(), h.mode));
+    }
+    if let Some(cluster) = &node.cluster {
+        if let Some((owner, mode)) = cluster.locate_room(room).await {
+            if owner != cluster.node_id {
+                if let Some(mode) = Mode::parse(&mode) {
+                    return Ok(RoomAt::There(owner, mode));
+                }
+            }
+        }
+    }
+    Err(Refusal::new(
+        ErrorCode::NotFound,
+        format!("no room '{room}'"),
+    ))
+}
+
+/// Tells a room (wherever it is) something about `user` that needs no answer.
+pub async fn notify_room(node: &Node, room: &str, cmd: RemoteCmd) {
+    match locate(node, room).await {
+        Ok(RoomAt::Here(tx, _)) => {
+            let _ = tx.send(local_command(cmd)).await;
+        }
+        Ok(RoomAt::There(owner, _)) => {
+            if let Some(cluster) = &node.cluster {
+                cluster.send(
+                    &owner,
+                    &BusMsg::Room {
+                        room: room.to_string(),
+                        cmd,
+                    },
+                );
+            }
+        }
+        Err(_) => {}
+    }
+}
+
+/// A bus command as the room host takes it, timed on arrival here, where the room lives.
+fn local_command(cmd: RemoteCmd) -> RoomCmd {
+    match cmd {
+        RemoteCmd::Client {
+            user,
+            rid,
+            action,
+            from,
+        } => RoomCmd::Client {
+            user,
+            rid,
+            at: Instant::now(),
+            action,
+            reply: Reply::Remote(from),
+        },
+        RemoteCmd::Disconnected { user } => RoomCmd::Disconnected { user },
+        RemoteCmd::Reconnected { user, node } => RoomCmd::Reconnected {
+            user,
+            node: Some(node),
+        },
+        RemoteCmd::Unspectate { user } => RoomCmd::Unspectate { user },
+    }
+}
+
+/// Handles one message from another node (or from this one, on the all-nodes channel).
+pub async fn on_bus_message(node: &Arc<Node>, msg: BusMsg) {
+    match msg {
+        BusMsg::Room { room, cmd } => match node.rooms.get(&room).map(|h| h.tx.clone()) {
+            Some(tx) => {
+                let _ = tx.send(local_command(cmd)).await;
+            }
+            None => {
+                // The room ended or moved between lookup and delivery.
+                if let RemoteCmd::Client {
+                    user, rid, from, ..
+                } = cmd
+                {
+                    node.release_seat(&user, &room);
+                    let frame = encode(&ServerMsg::error(
+                        rid,
+                        ErrorCode::NotFound,
+                        format!("no room '{room}'"),
+                    ));
+                    if let Some(cluster) = &node.cluster {
+                        cluster.send(
+                            &from,
+                            &BusMsg::Deliver {
+                                users: vec![user],
+                                frame,
+                            },
+                        );
+                    }
+                }
+            }
+        },
+        BusMsg::Deliver { users, frame } => {
+            for user in &users {
+                node.sessions.send_to(user, frame.clone());
+            }
+        }
+        BusMsg::Kick { user, node: newer } => {
+            if let Some(conn) = node.sessions.get(&user) {
+                if node.sessions.unregister(&conn) {
+                    tracing::debug!(%user, %newer, "connection replaced on another node");
+                    conn.send(encode(&ServerMsg::error(
+                        None,
+                        ErrorCode::Replaced,
+                        "a newer connection of yours took over",
+                    )));
+                    conn.close(close_code::NORMAL, "replaced");
+                }
+            }
+        }
+        BusMsg::FlagsChanged => match node.store.flags().await {
+            Ok(flags) => node.apply_flags(flags),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "reloading flags after a change"),
+        },
+    }
+}
