@@ -2,8 +2,10 @@
 //! SQLite and Postgres. One test binary keeps the build lean.
 
 mod bots;
+mod procs;
 mod support;
 
+mod cluster;
 mod connection;
 mod duel;
 mod http_api;

@@ -218,6 +218,11 @@ pub struct Client {
 const WAIT: Duration = Duration::from_secs(10);
 
 impl Client {
+    /// A client over an already connected socket; reads the `welcome`.
+    pub async fn from_ws(ws: Ws, user: &str) -> Client {
+        Client::new(ws, user).await
+    }
+
     async fn new(ws: Ws, user: &str) -> Client {
         let mut c = Client {
             ws,

@@ -1,0 +1,399 @@
+//! Three real nodes sharing Postgres and Redis, with real nginx in front: any
+//! node serves any client, rooms are reached across nodes, flags spread, players
+//! resume anywhere, a node drains cleanly, and Redis trouble harms no local room.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use juno_protocol::{ClientMsg, ErrorCode, Mode, Phase, Question, RoomOptions, ServerMsg};
+
+use crate::bots::*;
+use crate::is;
+use crate::procs::*;
+use crate::support::*;
+
+async fn demo_key(cluster: &ClusterProcs) -> Arc<HashMap<String, u32>> {
+    let pool = sqlx::PgPool::connect(&cluster.database_url)
+        .await
+        .expect("pg");
+    let questions: sqlx::types::Json<Vec<Question>> =
+        sqlx::query_scalar("SELECT questions FROM missions WHERE id = 'demo'")
+            .fetch_one(&pool)
+            .await
+            .expect("demo");
+    pool.close().await;
+    Arc::new(
+        questions
+            .0
+            .into_iter()
+            .map(|q| (q.text, q.correct))
+            .collect(),
+    )
+}
+
+async fn queue(c: &mut Client) {
+    c.request(ClientMsg::Queue {
+        mode: Mode::Duel,
+        mission: "demo".into(),
+    })
+    .await
+    .expect("queue");
+}
+
+#[tokio::test]
+async fn a_duel_across_nodes_is_watched_from_a_third() {
+    let cluster = ClusterProcs::start(3, &test_redis_url(), &[]).await;
+    let key = demo_key(&cluster).await;
+    let mut ann = cluster.connect(0, "ann").await;
+    let mut bob = cluster.connect(1, "bob").await;
+    assert_eq!(
+        (ann.welcome.node.as_str(), bob.welcome.node.as_str()),
+        ("n1", "n2")
+    );
+    queue(&mut ann).await;
+    queue(&mut bob).await;
+    let found = ann
+        .expect("match_found", |m| is!(m, ServerMsg::MatchFound))
+        .await;
+    let mut eve = cluster.connect(2, "eve").await;
+    eve.request(ClientMsg::Spectate {
+        room: found.room.clone(),
+    })
+    .await
+    .expect("spectate from the third node");
+    let state = eve
+        .expect("room_state", |m| is!(m, ServerMsg::RoomState))
+        .await;
+    assert_eq!(state.player_count, 2);
+    let ann_right: Policy = Arc::new(|t: &Turn| Some(t.user == "ann"));
+    let bots =
+        [ann, bob, eve].map(|c| spawn_bot(c, key.clone(), ann_right.clone(), found.room.clone()));
+    let mut results = Vec::new();
+    let mut eve_questions = 0;
+    for bot in bots {
+        let (client, seen) = bot.await.expect("bot");
+        if client.user == "eve" {
+            eve_questions = all_of(&seen, |m| is!(m, ServerMsg::Question)).len();
+            assert_eq!(all_of(&seen, |m| is!(m, ServerMsg::Round)).len(), 3);
+        }
+        results.push(
+            all_of(&seen, |m| is!(m, ServerMsg::Result))
+                .pop()
+                .expect("result"),
+        );
+    }
+    assert_eq!(eve_questions, 3);
+    assert!(results.iter().all(|r| r == &results[0]));
+    assert_eq!(results[0].winner.as_deref(), Some("ann"));
+    assert!(results[0].standings[0].score >= 3 * 100);
+    cluster
+        .eventually_scalar(
+            &format!(
+                "SELECT COUNT(*) FROM matches WHERE id = '{}' AND winner = 'ann'",
+                found.room
+            ),
+            1,
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn a_battle_royale_spread_over_three_nodes_plays_to_the_end() {
+    let cluster = ClusterProcs::start(3, &test_redis_url(), &[]).await;
+    let key = demo_key(&cluster).await;
+    let mut host = cluster.connect(0, "p0").await;
+    let options = RoomOptions {
+        questions: Some(3),
+        max_players: Some(6),
+        question_ms: Some(3000),
+        countdown_ms: Some(0),
+        between_ms: Some(0),
+        ..Default::default()
+    };
+    let room = host
+        .request(ClientMsg::Create {
+            mode: Mode::BattleRoyale,
+            mission: "demo".into(),
+            options: Some(options),
+        })
+        .await
+        .expect("create")
+        .room
+        .expect("room");
+    let mut clients = vec![host];
+    for i in 1..6 {
+        let mut c = cluster.connect(i % 3, &format!("p{i}")).await;
+        c.request(ClientMsg::Join { room: room.clone() })
+            .await
+            .expect("join across nodes");
+        clients.push(c);
+    }
+    // p1 (node 2) goes out first, p2 (node 3) next; the rest always answer right.
+    let policy: Policy =
+        Arc::new(|t: &Turn| Some(!(t.user == "p1" && t.q == 0 || t.user == "p2" && t.q == 1)));
+    let bots: Vec<_> = clients
+        .into_iter()
+        .map(|c| spawn_bot(c, key.clone(), policy.clone(), room.clone()))
+        .collect();
+    let mut results = Vec::new();
+    for bot in bots {
+        let (_, seen) = bot.await.expect("bot");
+        results.push(
+            all_of(&seen, |m| is!(m, ServerMsg::Result))
+                .pop()
+                .expect("every player gets the result"),
+        );
+    }
+    let result = &results[0];
+    assert!(results.iter().all(|r| r == result));
+    let rank = |id: &str| {
+        result
+            .standings
+            .iter()
+            .find(|s| s.id == id)
+            .expect("listed")
+            .rank
+    };
+    assert_eq!(rank("p1"), 6);
+    assert_eq!(rank("p2"), 5);
+    cluster
+        .eventually_scalar(
+            &format!("SELECT COUNT(*) FROM match_players WHERE match_id = '{room}'"),
+            6,
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn a_flag_changed_on_one_node_reaches_clients_of_the_others() {
+    let cluster = ClusterProcs::start(3, &test_redis_url(), &[]).await;
+    let mut on2 = cluster.connect(1, "ann").await;
+    let mut on3 = cluster.connect(2, "bob").await;
+    let changed = tokio::time::Instant::now();
+    assert_eq!(cluster.admin_put_flag(0, "battle_royale", false).await, 200);
+    for c in [&mut on2, &mut on3] {
+        let flags = c.expect("flags", |m| is!(m, ServerMsg::Flags)).await;
+        assert_eq!(flags.flags.get("battle_royale"), Some(&false));
+    }
+    assert!(
+        changed.elapsed() < Duration::from_secs(1),
+        "pushed within a second: {:?}",
+        changed.elapsed()
+    );
+    let refused = on3
+        .request(ClientMsg::Create {
+            mode: Mode::BattleRoyale,
+            mission: "demo".into(),
+            options: None,
+        })
+        .await;
+    assert_eq!(
+        refused.expect_err("disabled everywhere").code,
+        ErrorCode::FeatureDisabled
+    );
+}
+
+#[tokio::test]
+async fn a_player_reconnecting_through_nginx_resumes_mid_question_on_another_node() {
+    let cluster = ClusterProcs::start(3, &test_redis_url(), &[]).await;
+    let nginx = cluster.nginx();
+    let mut ann = cluster.connect(0, "ann").await;
+    let mut bob = cluster.connect(0, "bob").await;
+    queue(&mut ann).await;
+    queue(&mut bob).await;
+    let room = ann
+        .expect("match_found", |m| is!(m, ServerMsg::MatchFound))
+        .await
+        .room;
+    let q0 = ann
+        .expect("question", |m| is!(m, ServerMsg::Question))
+        .await;
+    drop(ann);
+    // Through the balancer until it lands on another node (least_conn: soon).
+    let mut landed = None;
+    for _ in 0..8 {
+        let mut again = connect_at(nginx.addr, "ann").await;
+        assert_eq!(
+            again.welcome.rooms,
+            vec![room.clone()],
+            "welcome lists the room on {}",
+            again.welcome.node
+        );
+        let state = again
+            .expect("room_state", |m| is!(m, ServerMsg::RoomState))
+            .await;
+        assert_eq!(state.phase, Phase::Playing);
+        let open = state.question.expect("the open question");
+        assert_eq!(open.text, q0.text);
+        assert!(open.ms < q0.ms, "time left {} < {}", open.ms, q0.ms);
+        if again.welcome.node != "n1" {
+            landed = Some(again);
+            break;
+        }
+        drop(again);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut ann = landed.expect("nginx spread the reconnects over the nodes");
+    ann.request(ClientMsg::Answer {
+        room: room.clone(),
+        q: 0,
+        choice: 0,
+    })
+    .await
+    .expect("answered from another node");
+    bob.request(ClientMsg::Answer {
+        room: room.clone(),
+        q: 0,
+        choice: 0,
+    })
+    .await
+    .expect("bob answers");
+    let round = ann.expect("round", |m| is!(m, ServerMsg::Round)).await;
+    assert_eq!(round.q, 0);
+}
+
+#[tokio::test]
+async fn draining_a_node_lets_its_duel_finish_and_sends_newcomers_elsewhere() {
+    let mut cluster =
+        ClusterProcs::start(3, &test_redis_url(), &[("JUNO_QUESTION_MS", "1500")]).await;
+    let nginx = cluster.nginx();
+    let mut ann = cluster.connect(0, "ann").await;
+    let mut bob = cluster.connect(0, "bob").await;
+    let mut idle = cluster.connect(0, "idle").await;
+    queue(&mut ann).await;
+    queue(&mut bob).await;
+    let room = ann
+        .expect("match_found", |m| is!(m, ServerMsg::MatchFound))
+        .await
+        .room;
+    ann.expect("question", |m| is!(m, ServerMsg::Question))
+        .await;
+
+    let drained = cluster
+        .http
+        .post(cluster.nodes[0].url("/admin/drain"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("http");
+    assert_eq!(drained.status(), 202);
+    let reconnect = idle
+        .expect("reconnect", |m| is!(m, ServerMsg::Reconnect))
+        .await;
+    assert_eq!(reconnect.reason, "draining");
+    assert_eq!(idle.closed().await, Some(1012));
+    assert_eq!(
+        cluster
+            .http
+            .get(cluster.nodes[0].url("/ready"))
+            .send()
+            .await
+            .expect("http")
+            .status(),
+        503
+    );
+    match tokio_tungstenite::connect_async(format!(
+        "ws://{}/ws?token={}",
+        cluster.nodes[0].addr,
+        ClusterProcs::token("new")
+    ))
+    .await
+    {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 503),
+        other => panic!(
+            "a draining node refuses upgrades, got {:?}",
+            other.map(|_| ())
+        ),
+    }
+    for i in 0..6 {
+        let c = connect_at(nginx.addr, &format!("newcomer{i}")).await;
+        assert_ne!(c.welcome.node, "n1", "nginx sends newcomers to live nodes");
+    }
+    // The running duel plays to the end on the draining node.
+    let result = ann.expect("result", |m| is!(m, ServerMsg::Result)).await;
+    assert_eq!(result.room, room);
+    bob.expect("result", |m| is!(m, ServerMsg::Result)).await;
+    let code = cluster.nodes[0].exit_code(Duration::from_secs(20)).await;
+    assert_eq!(
+        code,
+        Some(0),
+        "drained node exits 0:\n{}",
+        cluster.nodes[0].log_tail()
+    );
+    cluster
+        .eventually_scalar(
+            &format!("SELECT COUNT(*) FROM matches WHERE id = '{room}'"),
+            1,
+        )
+        .await;
+    cluster
+        .eventually_scalar(
+            &format!("SELECT COUNT(*) FROM match_players WHERE match_id = '{room}'"),
+            2,
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn redis_going_away_harms_no_local_room_and_the_cluster_heals() {
+    let mut redis = OwnRedis::start();
+    let cluster = ClusterProcs::start(2, &redis.url(), &[("JUNO_QUESTION_MS", "1500")]).await;
+    let key = demo_key(&cluster).await;
+    let mut ann = cluster.connect(0, "ann").await;
+    let mut bob = cluster.connect(0, "bob").await;
+    queue(&mut ann).await;
+    queue(&mut bob).await;
+    let room = ann
+        .expect("match_found", |m| is!(m, ServerMsg::MatchFound))
+        .await
+        .room;
+    bob.expect("match_found", |m| is!(m, ServerMsg::MatchFound))
+        .await;
+
+    redis.stop();
+    let always: Policy = Arc::new(|_| Some(true));
+    let bots = [ann, bob].map(|c| spawn_bot(c, key.clone(), always.clone(), room.clone()));
+    for bot in bots {
+        let (_, seen) = bot.await.expect("bot");
+        let result = all_of(&seen, |m| is!(m, ServerMsg::Result))
+            .pop()
+            .expect("the local duel finished");
+        assert_eq!(result.standings.len(), 2);
+    }
+    let health = cluster.health(0).await;
+    assert_eq!(health["redis"], "down");
+    assert_eq!(health["status"], "degraded");
+    cluster
+        .eventually_scalar(
+            &format!("SELECT COUNT(*) FROM matches WHERE id = '{room}'"),
+            1,
+        )
+        .await;
+
+    redis.restart();
+    let mut healed = false;
+    for _ in 0..50 {
+        if cluster.health(0).await["redis"] == "ok" && cluster.health(1).await["redis"] == "ok" {
+            healed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(healed, "both nodes see Redis again");
+    // Cross-node play works again once the nodes re-registered (within a heartbeat or two).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut cat = cluster.connect(0, "cat").await;
+    let mut dan = cluster.connect(1, "dan").await;
+    queue(&mut cat).await;
+    queue(&mut dan).await;
+    let a = cat
+        .expect("match_found", |m| is!(m, ServerMsg::MatchFound))
+        .await;
+    let b = dan
+        .expect("match_found", |m| is!(m, ServerMsg::MatchFound))
+        .await;
+    assert_eq!(a.room, b.room);
+    dan.expect("question", |m| is!(m, ServerMsg::Question))
+        .await;
+}

@@ -1,0 +1,369 @@
+//! Real processes for cluster tests: `juno-server` nodes (the built binary), a
+//! dedicated `redis-server` when a test must stop it, and nginx with the repo's
+//! deploy config in front of the nodes. Every process is killed when dropped.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::support::{fresh_database, Backend, Client, TempDir, ADMIN, SECRET};
+
+/// A free loopback port (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn scratch_dir(tag: &str) -> TempDir {
+    let dir = std::env::temp_dir().join(format!("juno-{tag}-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    TempDir(dir)
+}
+
+/// A child process killed on drop.
+pub struct Proc {
+    pub child: Child,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One `juno-server` process.
+pub struct NodeProc {
+    pub id: String,
+    pub addr: SocketAddr,
+    pub proc: Proc,
+    pub log: PathBuf,
+}
+
+impl NodeProc {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// The last lines of the node's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    pub async fn exit_code(&mut self, within: Duration) -> Option<i32> {
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.proc.child.try_wait() {
+                return status.code();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    }
+}
+
+/// A group of nodes sharing one Postgres database and one Redis.
+pub struct ClusterProcs {
+    pub nodes: Vec<NodeProc>,
+    pub database_url: String,
+    pub http: reqwest::Client,
+    dir: TempDir,
+}
+
+/// Redis for tests: `TEST_REDIS_URL`, defaulting to the local one.
+pub fn test_redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+impl ClusterProcs {
+    /// Starts `n` nodes against `redis_url` with a fresh Postgres database.
+    pub async fn start(n: usize, redis_url: &str, extra_env: &[(&str, &str)]) -> ClusterProcs {
+        let (database_url, _) = fresh_database(Backend::Postgres).await;
+        let dir = scratch_dir("cluster");
+        let prefix = format!("t{:08x}", rand::random::<u32>());
+        let mut nodes = Vec::new();
+        for i in 1..=n {
+            nodes.push(spawn_node(
+                &dir.0,
+                &format!("n{i}"),
+                &database_url,
+                redis_url,
+                &prefix,
+                extra_env,
+            ));
+        }
+        let cluster = ClusterProcs {
+            nodes,
+            database_url,
+            http: reqwest::Client::new(),
+            dir,
+        };
+        for node in &cluster.nodes {
+            cluster.wait_ready(node).await;
+        }
+        cluster
+    }
+
+    async fn wait_ready(&self, node: &NodeProc) {
+        for _ in 0..200 {
+            if let Ok(resp) = self.http.get(node.url("/ready")).send().await {
+                if resp.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("node {} never became ready:\n{}", node.id, node.log_tail());
+    }
+
+    pub fn token(user: &str) -> String {
+        juno_server::auth::Auth::new(&[SECRET.into()], false)
+            .mint(user, Some(&user.to_uppercase()), 3600)
+            .expect("mint")
+    }
+
+    /// A client of node `i` (0-based).
+    pub async fn connect(&self, i: usize, user: &str) -> Client {
+        connect_at(self.nodes[i].addr, user).await
+    }
+
+    pub async fn admin_put_flag(&self, i: usize, name: &str, enabled: bool) -> u16 {
+        self.http
+            .put(self.nodes[i].url(&format!("/admin/flags/{name}")))
+            .bearer_auth(ADMIN)
+            .json(&serde_json::json!({ "enabled": enabled }))
+            .send()
+            .await
+            .expect("http")
+            .status()
+            .as_u16()
+    }
+
+    pub async fn health(&self, i: usize) -> serde_json::Value {
+        self.http
+            .get(self.nodes[i].url("/health"))
+            .send()
+            .await
+            .expect("http")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    /// One integer from the shared database.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        let pool = sqlx::PgPool::connect(&self.database_url).await.expect("pg");
+        let v = sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        pool.close().await;
+        v
+    }
+
+    /// Polls `sql` until it returns `want`.
+    pub async fn eventually_scalar(&self, sql: &str, want: i64) {
+        let mut last = -1;
+        for _ in 0..100 {
+            last = self.scalar(sql).await;
+            if last == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{sql}: wanted {want}, last saw {last}");
+    }
+
+    /// Starts nginx in front of every node with deploy/nginx/junosixteen.conf.
+    pub fn nginx(&self) -> Nginx {
+        Nginx::start(
+            &self.dir.0,
+            &self.nodes.iter().map(|n| n.addr).collect::<Vec<_>>(),
+        )
+    }
+}
+
+fn spawn_node(
+    dir: &std::path::Path,
+    id: &str,
+    database_url: &str,
+    redis_url: &str,
+    prefix: &str,
+    extra_env: &[(&str, &str)],
+) -> NodeProc {
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let log = dir.join(format!("{id}.log"));
+    let out = std::fs::File::create(&log).expect("log file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_juno-server"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .env("JUNO_LISTEN", addr.to_string())
+        .env("DATABASE_URL", database_url)
+        .env("REDIS_URL", redis_url)
+        .env("JUNO_REDIS_PREFIX", prefix)
+        .env("JUNO_NODE_ID", id)
+        .env("JUNO_JWT_SECRET", SECRET)
+        .env("JUNO_ADMIN_TOKEN", ADMIN)
+        .env("JUNO_QUESTIONS", "3")
+        .env("JUNO_QUESTION_MS", "3000")
+        .env("JUNO_COUNTDOWN_MS", "50")
+        .env("JUNO_BETWEEN_MS", "50")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("dup log"))
+        .stderr(out);
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("spawn juno-server");
+    NodeProc {
+        id: id.into(),
+        addr,
+        proc: Proc { child },
+        log,
+    }
+}
+
+pub async fn connect_at(addr: SocketAddr, user: &str) -> Client {
+    let url = format!("ws://{addr}/ws?token={}", ClusterProcs::token(user));
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .unwrap_or_else(|e| panic!("{user} connecting to {addr}: {e}"));
+    Client::from_ws(ws, user).await
+}
+
+/// nginx in front of the nodes, configured by the repo's deploy file.
+pub struct Nginx {
+    pub addr: SocketAddr,
+    _proc: Proc,
+    _dir: TempDir,
+}
+
+impl Nginx {
+    fn start(_cluster_dir: &std::path::Path, backends: &[SocketAddr]) -> Nginx {
+        let dir = scratch_dir("nginx");
+        let port = free_port();
+        let deploy = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/nginx/junosixteen.conf"
+        ))
+        .expect("deploy config");
+        let mut site = String::new();
+        let mut servers_written = false;
+        for line in deploy.lines() {
+            if line.contains("@test-replace") && line.trim_start().starts_with("server ") {
+                if !servers_written {
+                    for b in backends {
+                        site.push_str(&format!("    server {b} max_fails=3 fail_timeout=30s;\n"));
+                    }
+                    servers_written = true;
+                }
+            } else if line.contains("@test-replace") && line.trim_start().starts_with("listen ") {
+                site.push_str(&format!("    listen 127.0.0.1:{port};\n"));
+            } else {
+                site.push_str(line);
+                site.push('\n');
+            }
+        }
+        let d = dir.0.display();
+        let conf = format!(
+            "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+             fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n{site}\n}}\n"
+        );
+        let conf_path = dir.0.join("nginx.conf");
+        std::fs::write(&conf_path, conf).expect("write nginx.conf");
+        let child = Command::new(nginx_binary())
+            .arg("-p")
+            .arg(&dir.0)
+            .arg("-c")
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx is installed (.ci/run installs it)");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(addr).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Nginx {
+            addr,
+            _proc: Proc { child },
+            _dir: dir,
+        }
+    }
+}
+
+fn nginx_binary() -> &'static str {
+    if std::path::Path::new("/usr/sbin/nginx").exists() {
+        "/usr/sbin/nginx"
+    } else {
+        "nginx"
+    }
+}
+
+/// A Redis of the test's own, which it may stop and start again on the same port.
+pub struct OwnRedis {
+    pub port: u16,
+    proc: Option<Proc>,
+}
+
+impl OwnRedis {
+    pub fn start() -> OwnRedis {
+        let mut r = OwnRedis {
+            port: free_port(),
+            proc: None,
+        };
+        r.restart();
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        self.proc.take();
+    }
+
+    pub fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        self.proc = Some(Proc { child });
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not start");
+    }
+}
