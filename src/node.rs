@@ -189,17 +189,12 @@ impl Node {
             )
         };
         if let Some(cluster) = &self.cluster {
-            return match cluster.reserve_seat(user, room).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(other)) => Err(taken(&other)),
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "reserving a seat");
-                    Err(Refusal::new(
-                        ErrorCode::Internal,
-                        "the cluster directory is unreachable; try again",
-                    ))
-                }
-            };
+            match cluster.reserve_seat(user, room).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(other)) => return Err(taken(&other)),
+                // Redis is away: this node goes on with what it knows itself.
+                Err(e) => tracing::debug!(error = %format!("{e:#}"), "reserving a seat locally"),
+            }
         }
         match self.seats.entry(user.to_string()) {
             dashmap::Entry::Occupied(e) if e.get() != room => Err(taken(e.get())),
@@ -244,17 +239,17 @@ impl Node {
 
     /// The room `user` is seated in, anywhere in the cluster.
     pub async fn seated_room(&self, user: &str) -> Option<String> {
-        match &self.cluster {
-            Some(cluster) => cluster.rooms_of(user).await.into_iter().next(),
-            None => self.seats.get(user).map(|r| r.clone()),
-        }
+        self.rooms_of(user).await.into_iter().next()
     }
 
     /// Every live room the user is seated in — their room, and a tournament
     /// entrant's current duel — anywhere in the cluster.
     pub async fn rooms_of(&self, user: &str) -> Vec<String> {
         if let Some(cluster) = &self.cluster {
-            return cluster.rooms_of(user).await;
+            // Without Redis, fall back to the rooms hosted here.
+            if let Some(rooms) = cluster.rooms_of(user).await {
+                return rooms;
+            }
         }
         let mut rooms: Vec<String> = self
             .seats

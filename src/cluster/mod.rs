@@ -46,7 +46,10 @@ pub struct Cluster {
     client: redis::Client,
     conn: ConnectionManager,
     writes: mpsc::UnboundedSender<Write>,
-    healthy: AtomicBool,
+    /// Whether Redis answered lately. While it does not, requests fail at once
+    /// (callers fall back to local state) and queued writes are dropped, so an
+    /// outage never slows local play; the heartbeat notices when Redis is back.
+    healthy: Arc<AtomicBool>,
     /// Set when Redis came back empty (restart, flush): re-register everything.
     resync: AtomicBool,
 }
@@ -70,16 +73,17 @@ impl Cluster {
         .context("Redis did not answer within 5 s")?
         .context("connecting to Redis")?;
         let (writes, queue) = mpsc::unbounded_channel();
+        let healthy = Arc::new(AtomicBool::new(true));
         let cluster = Arc::new(Cluster {
             node_id: node_id.to_string(),
             prefix: prefix.to_string(),
             client,
             conn,
             writes,
-            healthy: AtomicBool::new(true),
+            healthy: healthy.clone(),
             resync: AtomicBool::new(true),
         });
-        tokio::spawn(write_loop(cluster.conn.clone(), queue));
+        tokio::spawn(write_loop(cluster.conn.clone(), queue, healthy));
         Ok(cluster)
     }
 
@@ -137,6 +141,7 @@ impl Cluster {
     }
 
     async fn request<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> anyhow::Result<T> {
+        anyhow::ensure!(self.is_healthy(), "Redis is unreachable");
         let mut conn = self.conn.clone();
         let answer = tokio::time::timeout(REQUEST_TIMEOUT, cmd.query_async::<T>(&mut conn))
             .await
@@ -155,6 +160,7 @@ impl Cluster {
         script: &Script,
         args: &[&str],
     ) -> anyhow::Result<T> {
+        anyhow::ensure!(self.is_healthy(), "Redis is unreachable");
         let mut conn = self.conn.clone();
         let mut invocation = script.prepare_invoke();
         for a in args {
@@ -163,7 +169,13 @@ impl Cluster {
         let answer = tokio::time::timeout(REQUEST_TIMEOUT, invocation.invoke_async::<T>(&mut conn))
             .await
             .context("Redis did not answer in time")?;
-        answer.context("Redis script failed")
+        match answer {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                self.healthy.store(false, Ordering::Release);
+                Err(e).context("Redis script failed")
+            }
+        }
     }
 
     // --- rooms -------------------------------------------------------------------
@@ -204,6 +216,7 @@ impl Cluster {
 
     /// Takes `user`'s cluster-wide seat in `room`; `Err(other room)` if seated elsewhere.
     pub async fn reserve_seat(&self, user: &str, room: &str) -> anyhow::Result<Result<(), String>> {
+        anyhow::ensure!(self.is_healthy(), "Redis is unreachable");
         let script = Script::new(
             r"local cur = redis.call('GET', KEYS[1])
               if cur == false or cur == ARGV[1] then
@@ -222,8 +235,14 @@ impl Cluster {
                 .invoke_async::<String>(&mut conn),
         )
         .await
-        .context("Redis did not answer in time")?
-        .context("reserving a seat")?;
+        .context("Redis did not answer in time")?;
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                self.healthy.store(false, Ordering::Release);
+                return Err(e).context("reserving a seat");
+            }
+        };
         Ok(if answer.is_empty() {
             Ok(())
         } else {
@@ -265,13 +284,13 @@ impl Cluster {
     }
 
     /// The rooms `user` is seated in anywhere in the cluster (their room, then a tournament duel).
-    pub async fn rooms_of(&self, user: &str) -> Vec<String> {
+    pub async fn rooms_of(&self, user: &str) -> Option<Vec<String>> {
         let cmd = redis::cmd("MGET")
             .arg(self.key(&["seat", user]))
             .arg(self.key(&["sub", user]))
             .clone();
-        let found: Vec<Option<String>> = self.request(&cmd).await.unwrap_or_default();
-        found.into_iter().flatten().collect()
+        let found: Vec<Option<String>> = self.request(&cmd).await.ok()?;
+        Some(found.into_iter().flatten().collect())
     }
 
     // --- presence ----------------------------------------------------------------
@@ -352,9 +371,21 @@ fn compare_and_delete(key: &str, value: &str, prefix_match: bool) -> redis::Cmd 
 }
 
 /// Executes queued writes in order, pipelining whatever has piled up.
-async fn write_loop(mut conn: ConnectionManager, mut queue: mpsc::UnboundedReceiver<Write>) {
+async fn write_loop(
+    mut conn: ConnectionManager,
+    mut queue: mpsc::UnboundedReceiver<Write>,
+    healthy: Arc<AtomicBool>,
+) {
     let mut batch = Vec::new();
     while queue.recv_many(&mut batch, 512).await > 0 {
+        if !healthy.load(Ordering::Acquire) {
+            tracing::debug!(
+                dropped = batch.len(),
+                "Redis unreachable: cross-node writes dropped"
+            );
+            batch.clear();
+            continue;
+        }
         let mut pipe = redis::pipe();
         for write in batch.drain(..) {
             match write {
@@ -368,6 +399,7 @@ async fn write_loop(mut conn: ConnectionManager, mut queue: mpsc::UnboundedRecei
         }
         if let Err(e) = pipe.query_async::<()>(&mut conn).await {
             tracing::warn!(error = %e, "Redis write failed; cross-node messages were lost");
+            healthy.store(false, Ordering::Release);
         }
     }
 }
@@ -384,8 +416,17 @@ async fn heartbeat_loop(cluster: Arc<Cluster>, node: Weak<Node>) {
             return;
         }
         let alive_key = cluster.key(&["alive", &cluster.node_id]);
-        let was_alive: Result<bool, _> =
-            cluster.request(redis::cmd("EXISTS").arg(&alive_key)).await;
+        // Asked directly, not through `request`: this is how recovery is noticed.
+        let mut probe = cluster.conn.clone();
+        let was_alive = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            redis::cmd("EXISTS")
+                .arg(&alive_key)
+                .query_async::<bool>(&mut probe),
+        )
+        .await
+        .map_err(|_| ())
+        .and_then(|r| r.map_err(|_| ()));
         match was_alive {
             Err(_) => {
                 cluster.healthy.store(false, Ordering::Release);
