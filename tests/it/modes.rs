@@ -348,3 +348,70 @@ async fn each_mode_is_refused_while_its_flag_is_off() {
             .expect("leave the lobby");
     }
 }
+
+#[tokio::test]
+async fn a_thousand_spectators_follow_one_duel() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let key = answer_key(&app).await;
+    let mut ann = app.connect("ann").await;
+    let options = RoomOptions {
+        questions: Some(2),
+        ..Default::default()
+    };
+    let room = ann
+        .request(ClientMsg::Create {
+            mode: Mode::Duel,
+            mission: "demo".into(),
+            options: fast(options),
+        })
+        .await
+        .expect("create")
+        .room
+        .expect("room");
+    let mut watchers = Vec::new();
+    for chunk in 0..10 {
+        let joins = (0..100).map(|i| {
+            let app = &app;
+            let room = room.clone();
+            async move {
+                let mut c = app.connect(&format!("w{chunk}x{i}")).await;
+                c.request(ClientMsg::Spectate { room })
+                    .await
+                    .expect("spectate");
+                c
+            }
+        });
+        watchers.extend(futures_util::future::join_all(joins).await);
+    }
+    let mut bob = app.connect("bob").await;
+    bob.request(ClientMsg::Join { room: room.clone() })
+        .await
+        .expect("join");
+    let silent: Policy = Arc::new(|_| None);
+    let mut tasks: Vec<_> = watchers
+        .into_iter()
+        .map(|c| spawn_bot(c, key.clone(), silent.clone(), room.clone()))
+        .collect();
+    let right: Policy = Arc::new(|_| Some(true));
+    tasks.push(spawn_bot(ann, key.clone(), right.clone(), room.clone()));
+    tasks.push(spawn_bot(bob, key.clone(), right, room.clone()));
+    let mut results = 0;
+    for task in tasks {
+        let (client, seen) = task.await.expect("bot");
+        assert_eq!(
+            all_of(&seen, |m| is!(m, ServerMsg::Question)).len(),
+            2,
+            "{} saw every question",
+            client.user
+        );
+        assert_eq!(
+            all_of(&seen, |m| is!(m, ServerMsg::Round)).len(),
+            2,
+            "{} saw every round",
+            client.user
+        );
+        results += all_of(&seen, |m| is!(m, ServerMsg::Result)).len();
+    }
+    assert_eq!(results, 1002);
+    assert_eq!(app.node.metrics.slow_consumers_total.get(), 0);
+}
