@@ -228,9 +228,15 @@ async fn list_flags(State(node): State<Arc<Node>>, headers: HeaderMap) -> Respon
     }
 }
 
+/// `PUT /admin/flags/{name}`: the switch, and optionally who it reaches.
 #[derive(Deserialize)]
 struct FlagChange {
     enabled: bool,
+    /// Users who always get the flag while it is on.
+    allow: Option<std::collections::BTreeSet<String>>,
+    /// Share (0–100) of the other users who get it; absent with `allow` = only the allowlist
+    /// when `allow` is given, everyone otherwise.
+    percent: Option<u8>,
 }
 
 async fn set_flag(
@@ -246,18 +252,33 @@ async fn set_flag(
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
+    if change.percent.is_some_and(|p| p > 100) {
+        return error(StatusCode::BAD_REQUEST, "percent must be 0-100");
+    }
     match node.store.set_flag(&name, change.enabled).await {
-        Ok(false) => error(StatusCode::NOT_FOUND, format!("no flag '{name}'")),
-        Ok(true) => match node.store.flags().await {
-            Ok(flags) => {
-                node.apply_flags(flags);
-                if let Some(cluster) = &node.cluster {
-                    cluster.send_all(&crate::cluster::BusMsg::FlagsChanged);
-                }
-                Json(json!({ "name": name, "enabled": change.enabled })).into_response()
+        Ok(false) => return error(StatusCode::NOT_FOUND, format!("no flag '{name}'")),
+        Ok(true) => {}
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
+    }
+    if change.allow.is_some() || change.percent.is_some() {
+        let allow = change.allow.clone().unwrap_or_default();
+        // An allowlist alone targets only those users; a percentage alone, that share.
+        let percent = change.percent.or(Some(0));
+        let targeting = crate::flags::Targeting { allow, percent };
+        if let Err(e) = node.store.set_flag_targeting(&name, &targeting).await {
+            return error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}"));
+        }
+    }
+    match node.store.flag_set().await {
+        Ok(flags) => {
+            let targeting = flags.targeting.get(&name).cloned();
+            node.apply_flags(flags);
+            if let Some(cluster) = &node.cluster {
+                cluster.send_all(&crate::cluster::BusMsg::FlagsChanged);
             }
-            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
-        },
+            Json(json!({ "name": name, "enabled": change.enabled, "targeting": targeting }))
+                .into_response()
+        }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
     }
 }

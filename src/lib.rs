@@ -7,6 +7,7 @@ pub mod config;
 pub mod conn;
 pub mod dispatch;
 pub mod drain;
+pub mod flags;
 pub mod http;
 pub mod matchmaker;
 pub mod metrics;
@@ -47,7 +48,7 @@ impl Server {
     /// Connects the store (migrating it), loads flags and keys, and starts serving on `listener`.
     pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Server> {
         let store = Store::connect(&config.database_url).await?;
-        let flags = store.flags().await?;
+        let flags = store.flag_set().await?;
         let auth = Auth::from_config(&config)?;
         if auth.dev_mode() {
             tracing::warn!(

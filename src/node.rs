@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Auth;
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::flags::FlagSet;
 use crate::matchmaker::Matchmaker;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
@@ -88,7 +89,7 @@ pub struct Node {
     /// A tournament entrant's current duel (their seat stays the tournament's).
     pub sub_seats: DashMap<String, String>,
     pub matchmaker: Matchmaker,
-    flags: RwLock<BTreeMap<String, bool>>,
+    flags: RwLock<FlagSet>,
     pub outbox: Outbox,
     /// Set in cluster mode: Redis directories and the bus to other nodes.
     pub cluster: Option<Arc<Cluster>>,
@@ -104,7 +105,7 @@ impl Node {
         config: Config,
         auth: Auth,
         store: Store,
-        flags: BTreeMap<String, bool>,
+        flags: FlagSet,
         cluster: Option<Arc<Cluster>>,
     ) -> Arc<Node> {
         let metrics = Metrics::new();
@@ -142,28 +143,37 @@ impl Node {
     }
 
     /// Every flag, as it applies to `user`.
-    pub fn flags_for(&self, _user: &str) -> BTreeMap<String, bool> {
-        self.flags.read().map(|f| f.clone()).unwrap_or_default()
-    }
-
-    pub fn flag_enabled(&self, name: &str, _user: &str) -> bool {
+    pub fn flags_for(&self, user: &str) -> BTreeMap<String, bool> {
         self.flags
             .read()
-            .map(|f| f.get(name).copied().unwrap_or(false))
+            .map(|f| f.for_user(user))
+            .unwrap_or_default()
+    }
+
+    pub fn flag_enabled(&self, name: &str, user: &str) -> bool {
+        self.flags
+            .read()
+            .map(|f| f.enabled(name, user))
             .unwrap_or(false)
     }
 
-    /// Replaces the flag cache and pushes `flags` to every connected client.
-    pub fn apply_flags(&self, flags: BTreeMap<String, bool>) {
-        if let Ok(mut cache) = self.flags.write() {
-            if *cache == flags {
-                return;
+    /// Replaces the flag cache and pushes `flags` to every connected client whose
+    /// flags changed (each user sees the flags as they apply to them).
+    pub fn apply_flags(&self, flags: FlagSet) {
+        let old = match self.flags.write() {
+            Ok(mut cache) => {
+                if *cache == flags {
+                    return;
+                }
+                std::mem::replace(&mut *cache, flags.clone())
             }
-            *cache = flags.clone();
-        }
-        let frame = encode(&ServerMsg::Flags(Flags { flags }));
+            Err(_) => return,
+        };
         for conn in self.sessions.all() {
-            conn.send(frame.clone());
+            let now = flags.for_user(&conn.user);
+            if now != old.for_user(&conn.user) {
+                conn.send(encode(&ServerMsg::Flags(Flags { flags: now })));
+            }
         }
     }
 

@@ -133,7 +133,7 @@ pub async fn on_bus_message(node: &Arc<Node>, msg: BusMsg) {
                 }
             }
         }
-        BusMsg::FlagsChanged => match node.store.flags().await {
+        BusMsg::FlagsChanged => match node.store.flag_set().await {
             Ok(flags) => node.apply_flags(flags),
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "reloading flags after a change"),
         },

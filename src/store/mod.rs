@@ -308,3 +308,40 @@ mod tests {
         assert_eq!(super::redact("sqlite://juno.db"), "sqlite://juno.db");
     }
 }
+
+impl Store {
+    /// Every flag's switch and targeting.
+    pub async fn flag_set(&self) -> anyhow::Result<crate::flags::FlagSet> {
+        let base = self.flags().await?;
+        let sql = "SELECT name, allow, percent FROM feature_flag_targeting";
+        let rows = with_pool!(self, pool => sqlx::query(sql).fetch_all(pool).await.map(|rows| {
+            rows.iter().map(|r| {
+                let allow: Json<std::collections::BTreeSet<String>> = r.try_get("allow")?;
+                let percent: Option<i32> = r.try_get("percent")?;
+                let targeting = crate::flags::Targeting { allow: allow.0, percent: percent.map(|p| p.clamp(0, 100) as u8) };
+                Ok((r.try_get::<String, _>("name")?, targeting))
+            }).collect::<Result<Vec<_>, sqlx::Error>>()
+        }))
+        .context("reading flag targeting")?
+        .context("decoding flag targeting")?;
+        Ok(crate::flags::FlagSet {
+            base,
+            targeting: rows.into_iter().collect(),
+        })
+    }
+
+    /// Replaces one flag's targeting (the flag must exist).
+    pub async fn set_flag_targeting(
+        &self,
+        name: &str,
+        targeting: &crate::flags::Targeting,
+    ) -> anyhow::Result<()> {
+        let sql = "INSERT INTO feature_flag_targeting (name, allow, percent, updated_at) VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (name) DO UPDATE SET allow = excluded.allow, percent = excluded.percent, updated_at = excluded.updated_at";
+        let percent = targeting.percent.map(i32::from);
+        with_pool!(self, pool => sqlx::query(sql).bind(name).bind(Json(&targeting.allow)).bind(percent).bind(Utc::now())
+            .execute(pool).await.map(|r| r.rows_affected()))
+        .context("writing flag targeting")?;
+        Ok(())
+    }
+}

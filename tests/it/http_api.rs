@@ -172,3 +172,66 @@ async fn unknown_matches_are_404_and_dev_tokens_exist_only_in_dev_mode() {
         .expect("http");
     assert_eq!(bad.status(), 400);
 }
+
+#[tokio::test]
+async fn a_ten_percent_rollout_reaches_a_stable_tenth_of_users() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let put = |body: serde_json::Value| {
+        app.http
+            .put(app.url("/admin/flags/clans"))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+    };
+    let mut watcher_in = None;
+    let mut watcher_out = None;
+    for i in 0..40 {
+        let user = format!("u{i}");
+        let in_tenth = juno_server::flags::bucket("clans", &user) < 10;
+        if in_tenth && watcher_in.is_none() {
+            watcher_in = Some(app.connect(&user).await);
+        } else if !in_tenth && watcher_out.is_none() {
+            watcher_out = Some(app.connect(&user).await);
+        }
+    }
+    let (mut inside, mut outside) = (
+        watcher_in.expect("someone in the tenth"),
+        watcher_out.expect("someone outside"),
+    );
+    assert_eq!(
+        put(serde_json::json!({"enabled": true, "percent": 10}))
+            .await
+            .expect("http")
+            .status(),
+        200
+    );
+    let pushed = inside
+        .expect("flags", |m| crate::is!(m, juno_protocol::ServerMsg::Flags))
+        .await;
+    assert_eq!(pushed.flags["clans"], true);
+    let mut on = 0;
+    for i in 0..300 {
+        let user = format!("r{i}");
+        let c = app.connect(&user).await;
+        let expected = juno_server::flags::bucket("clans", &user) < 10;
+        assert_eq!(c.welcome.flags["clans"], expected, "{user}");
+        on += usize::from(expected);
+    }
+    assert!((10..=60).contains(&on), "about a tenth of 300: {on}");
+    // The allowlist reaches a user outside the tenth; nobody else is told anything.
+    let outsider = outside.user.clone();
+    let body = serde_json::json!({"enabled": true, "percent": 10, "allow": [outsider]});
+    assert_eq!(put(body).await.expect("http").status(), 200);
+    let pushed = outside
+        .expect("flags", |m| crate::is!(m, juno_protocol::ServerMsg::Flags))
+        .await;
+    assert_eq!(pushed.flags["clans"], true);
+    assert!(
+        !inside
+            .drain_for(std::time::Duration::from_millis(200))
+            .await
+            .iter()
+            .any(|m| matches!(m, juno_protocol::ServerMsg::Flags(_))),
+        "a user whose flags did not change gets no push"
+    );
+}
