@@ -9,4 +9,5 @@ mod cluster;
 mod connection;
 mod duel;
 mod http_api;
+mod loadtest;
 mod modes;
