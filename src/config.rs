@@ -48,6 +48,8 @@ pub struct Config {
     pub keepalive: Duration,
     /// How long a finished room still answers `room_state` before `not_found` (`JUNO_FINISHED_ROOM_SECS`).
     pub finished_linger: Duration,
+    /// Events that `POST /admin/events/{id}/activate` knows (`JUNO_EVENTS_FILE`).
+    pub events_file: PathBuf,
 }
 
 impl Default for Config {
@@ -70,6 +72,7 @@ impl Default for Config {
             outgoing_queue: 256,
             keepalive: Duration::from_secs(30),
             finished_linger: Duration::from_secs(60),
+            events_file: PathBuf::from("events.json"),
         }
     }
 }
@@ -174,6 +177,9 @@ impl Config {
         }
         if let Some(v) = num("JUNO_KEEPALIVE_SECS")? {
             c.keepalive = Duration::from_secs(v.max(1));
+        }
+        if let Some(v) = get("JUNO_EVENTS_FILE").filter(|v| !v.is_empty()) {
+            c.events_file = PathBuf::from(v);
         }
         if let Some(v) = num("JUNO_FINISHED_ROOM_SECS")? {
             c.finished_linger = Duration::from_secs(v);

@@ -42,6 +42,11 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/admin/flags", get(list_flags))
         .route("/admin/flags/{name}", put(set_flag))
         .route("/admin/drain", post(start_drain))
+        .route("/admin/notifications", post(crate::notify::bulk))
+        .route(
+            "/admin/events/{id}/activate",
+            post(crate::notify::activate_event),
+        )
         .route("/ws", get(ws_upgrade))
         .layer(middleware::from_fn_with_state(node.clone(), track_requests))
         .with_state(node)
@@ -69,7 +74,7 @@ async fn track_requests(State(node): State<Arc<Node>>, request: Request, next: N
     response
 }
 
-fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(json!({ "error": msg.into() }))).into_response()
 }
 
@@ -162,7 +167,7 @@ async fn dev_token(
 }
 
 /// Admin auth: 403 while the admin API is disabled, 401 for anything but the right bearer token.
-fn admin(node: &Node, headers: &HeaderMap) -> Result<(), Box<Response>> {
+pub(crate) fn admin(node: &Node, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let Some(expected) = node.config.admin_token.as_deref() else {
         return Err(Box::new(error(
             StatusCode::FORBIDDEN,

@@ -12,6 +12,7 @@ pub mod http;
 pub mod matchmaker;
 pub mod metrics;
 pub mod node;
+pub mod notify;
 pub mod outbox;
 pub mod room_host;
 pub mod routing;

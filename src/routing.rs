@@ -133,6 +133,13 @@ pub async fn on_bus_message(node: &Arc<Node>, msg: BusMsg) {
                 }
             }
         }
+        BusMsg::Notify {
+            users,
+            min_level,
+            frame,
+        } => {
+            crate::notify::deliver_local(node, users, min_level, frame).await;
+        }
         BusMsg::FlagsChanged => match node.store.flag_set().await {
             Ok(flags) => node.apply_flags(flags),
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "reloading flags after a change"),

@@ -19,6 +19,13 @@ pub enum BusMsg {
     Kick { user: String, node: String },
     /// Feature flags changed in the database: reload them and push them to clients.
     FlagsChanged,
+    /// A notification for this node's online users: all of them, or those listed,
+    /// at or above a level.
+    Notify {
+        users: Option<Vec<String>>,
+        min_level: Option<i32>,
+        frame: Bytes,
+    },
 }
 
 /// A room command that crossed from the node its user is connected to.

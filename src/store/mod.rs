@@ -18,7 +18,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::types::Json;
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row};
 
 pub use matches::{mission_success, MatchRecord};
 
@@ -343,5 +343,77 @@ impl Store {
             .execute(pool).await.map(|r| r.rows_affected()))
         .context("writing flag targeting")?;
         Ok(())
+    }
+}
+
+/// Who a bulk notification is for: everyone, filtered by level and/or a user list.
+#[derive(Debug, Clone, Default)]
+pub struct NotificationTargets {
+    pub min_level: Option<i32>,
+    pub users: Option<std::collections::BTreeSet<String>>,
+}
+
+/// Users per statement when a query lists users explicitly.
+const USERS_PER_STATEMENT: usize = 500;
+
+impl Store {
+    /// Stores one notification row per target user in one statement per batch; returns how many.
+    pub async fn insert_notifications(
+        &self,
+        targets: &NotificationTargets,
+        n: &juno_protocol::Notification,
+        now: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> anyhow::Result<u64> {
+        let level = targets.min_level.unwrap_or(i32::MIN);
+        let Some(users) = &targets.users else {
+            let sql =
+                "INSERT INTO notifications (user_id, kind, title, message, created_at, expires_at)
+                       SELECT user_id, $1, $2, $3, $4, $5 FROM users WHERE level >= $6";
+            return with_pool!(self, pool => sqlx::query(sql).bind(&n.kind).bind(&n.title).bind(&n.message).bind(now).bind(expires).bind(level)
+                .execute(pool).await.map(|r| r.rows_affected()))
+            .context("storing notifications");
+        };
+        let users: Vec<&String> = users.iter().collect();
+        let mut stored = 0;
+        for chunk in users.chunks(USERS_PER_STATEMENT) {
+            stored += with_pool!(self, pool => {
+                let mut q = QueryBuilder::new("INSERT INTO notifications (user_id, kind, title, message, created_at, expires_at) SELECT user_id, ");
+                q.push_bind(&n.kind).push(", ").push_bind(&n.title).push(", ").push_bind(&n.message).push(", ")
+                    .push_bind(now).push(", ").push_bind(expires).push(" FROM users WHERE level >= ").push_bind(level).push(" AND user_id IN (");
+                let mut list = q.separated(", ");
+                for u in chunk {
+                    list.push_bind(*u);
+                }
+                q.push(")");
+                q.build().execute(pool).await.map(|r| r.rows_affected())
+            })
+            .context("storing notifications")?;
+        }
+        Ok(stored)
+    }
+
+    /// Which of `users` are at `level` or above (in one statement per batch).
+    pub async fn users_at_level(
+        &self,
+        users: &[String],
+        level: i32,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut found = Vec::new();
+        for chunk in users.chunks(USERS_PER_STATEMENT) {
+            let rows: Vec<String> = with_pool!(self, pool => {
+                let mut q = QueryBuilder::new("SELECT user_id FROM users WHERE level >= ");
+                q.push_bind(level).push(" AND user_id IN (");
+                let mut list = q.separated(", ");
+                for u in chunk {
+                    list.push_bind(u);
+                }
+                q.push(")");
+                q.build_query_scalar::<String>().fetch_all(pool).await
+            })
+            .context("reading user levels")?;
+            found.extend(rows);
+        }
+        Ok(found)
     }
 }

@@ -397,3 +397,64 @@ async fn redis_going_away_harms_no_local_room_and_the_cluster_heals() {
     dan.expect("question", |m| is!(m, ServerMsg::Question))
         .await;
 }
+
+#[tokio::test]
+async fn a_bulk_notification_reaches_online_users_on_two_nodes_and_is_stored_for_the_rest() {
+    let cluster = ClusterProcs::start(2, &test_redis_url(), &[]).await;
+    let offline = cluster.connect(0, "a3").await;
+    let mut a1 = cluster.connect(0, "a1").await;
+    let mut a2 = cluster.connect(1, "a2").await;
+    let mut low = cluster.connect(1, "a4").await;
+    drop(offline);
+    cluster
+        .eventually_scalar(
+            "SELECT COUNT(*) FROM users WHERE user_id IN ('a1', 'a2', 'a3', 'a4')",
+            4,
+        )
+        .await;
+    let pool = sqlx::PgPool::connect(&cluster.database_url)
+        .await
+        .expect("pg");
+    sqlx::query("UPDATE users SET level = 5 WHERE user_id IN ('a1', 'a2', 'a3')")
+        .execute(&pool)
+        .await
+        .expect("levels");
+    pool.close().await;
+    let body = serde_json::json!({"title": "JunoSixteen News", "message": "Neue Season startet morgen!", "min_level": 5});
+    let resp = cluster
+        .http
+        .post(cluster.nodes[0].url("/admin/notifications"))
+        .bearer_auth(ADMIN)
+        .json(&body)
+        .send()
+        .await
+        .expect("http");
+    assert_eq!(resp.status(), 202);
+    let stored: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(stored["stored"], 3);
+    for c in [&mut a1, &mut a2] {
+        let n = c
+            .expect("notification", |m| is!(m, ServerMsg::Notification))
+            .await;
+        assert_eq!(
+            (n.kind.as_str(), n.title.as_str()),
+            ("special_announcement", "JunoSixteen News")
+        );
+    }
+    assert!(
+        !low.drain_for(Duration::from_millis(300))
+            .await
+            .iter()
+            .any(|m| matches!(m, ServerMsg::Notification(_))),
+        "below the minimum level"
+    );
+    cluster
+        .eventually_scalar("SELECT COUNT(*) FROM notifications WHERE title = 'JunoSixteen News' AND expires_at > NOW()", 3)
+        .await;
+    assert_eq!(
+        cluster
+            .scalar("SELECT COUNT(*) FROM notifications WHERE user_id = 'a3'")
+            .await,
+        1
+    );
+}

@@ -235,3 +235,40 @@ async fn a_ten_percent_rollout_reaches_a_stable_tenth_of_users() {
         "a user whose flags did not change gets no push"
     );
 }
+
+#[tokio::test]
+async fn activating_an_event_from_the_events_file_notifies_everyone() {
+    let events = std::env::temp_dir().join(format!("juno-events-{:x}.json", rand::random::<u64>()));
+    std::fs::write(
+        &events,
+        r#"{"halloween_2026": {"name": "Halloween", "description": "Gruselige Fragen!"}}"#,
+    )
+    .expect("write");
+    let path = events.clone();
+    let app = spawn_with(Backend::Sqlite, move |c| c.events_file = path).await;
+    let mut ann = app.connect("ann").await;
+    let _bob = app.connect("bob").await;
+    app.eventually_scalar("SELECT COUNT(*) FROM users", 2).await;
+    let activate = |id: &str| {
+        app.http
+            .post(app.url(&format!("/admin/events/{id}/activate")))
+            .bearer_auth(ADMIN)
+            .send()
+    };
+    assert_eq!(activate("nope").await.expect("http").status(), 404);
+    let resp = activate("halloween_2026").await.expect("http");
+    assert_eq!(resp.status(), 202);
+    let n = ann
+        .expect("notification", |m| {
+            crate::is!(m, juno_protocol::ServerMsg::Notification)
+        })
+        .await;
+    assert_eq!(n.kind, "event_started");
+    assert!(n.title.contains("Halloween"));
+    app.eventually_scalar(
+        "SELECT COUNT(*) FROM notifications WHERE kind = 'event_started'",
+        2,
+    )
+    .await;
+    let _ = std::fs::remove_file(events);
+}
