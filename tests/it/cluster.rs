@@ -43,7 +43,8 @@ async fn queue(c: &mut Client) {
 
 #[tokio::test]
 async fn a_duel_across_nodes_is_watched_from_a_third() {
-    let cluster = ClusterProcs::start(3, &test_redis_url(), &[]).await;
+    // A countdown long enough for the spectator to arrive before the first question.
+    let cluster = ClusterProcs::start(3, &test_redis_url(), &[("JUNO_COUNTDOWN_MS", "1500")]).await;
     let key = demo_key(&cluster).await;
     let mut ann = cluster.connect(0, "ann").await;
     let mut bob = cluster.connect(1, "bob").await;
