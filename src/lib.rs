@@ -73,6 +73,16 @@ impl Server {
             let node = Arc::downgrade(&node);
             move |record: &store::MatchRecord| {
                 if let Some(node) = node.upgrade() {
+                    if let Some(cluster) = &node.cluster {
+                        let (week, _, _) = stats::iso_week(record.finished_at);
+                        let points: Vec<(String, String, u64)> = record
+                            .summary
+                            .players
+                            .iter()
+                            .map(|p| (p.id.clone(), p.name.clone(), p.score))
+                            .collect();
+                        cluster.add_weekly_points(&week, &points);
+                    }
                     node.metrics.observe_mission(
                         &record.world,
                         &record.summary.players,

@@ -93,8 +93,11 @@ impl Outbox {
                 }
                 while let Some(record) = retry.front() {
                     match store.record_match(record).await {
-                        Ok(_) => {
-                            on_written(record);
+                        Ok(written) => {
+                            // A retry of a match already recorded must not count twice.
+                            if written {
+                                on_written(record);
+                            }
                             retry.pop_front();
                             gauge.set(pending.fetch_sub(1, Ordering::AcqRel) - 1);
                         }

@@ -32,7 +32,19 @@ pub struct Limit {
 pub async fn weekly_leaderboard(State(node): State<Arc<Node>>, Query(q): Query<Limit>) -> Response {
     let limit = q.limit.unwrap_or(10).clamp(1, 100);
     let (week, start, end) = iso_week(Utc::now());
-    match node.store.points_between(start, end, limit).await {
+    let from_redis = match &node.cluster {
+        Some(cluster) => {
+            cluster
+                .weekly_top(&node.store, &week, (start, end), limit)
+                .await
+        }
+        None => None,
+    };
+    let rows = match from_redis {
+        Some(rows) => Ok(rows),
+        None => node.store.points_between(start, end, limit).await,
+    };
+    match rows {
         Ok(rows) => {
             let entries: Vec<_> = rows
                 .into_iter()

@@ -8,6 +8,7 @@
 //! node re-registers everything it owns once Redis is back.
 
 pub mod bus;
+mod leaderboard;
 mod matchmaking;
 
 use std::collections::HashMap;

@@ -459,3 +459,89 @@ async fn a_bulk_notification_reaches_online_users_on_two_nodes_and_is_stored_for
         1
     );
 }
+
+#[tokio::test]
+async fn leaderboards_agree_across_nodes_and_survive_a_redis_flush() {
+    let redis = OwnRedis::start();
+    let cluster = ClusterProcs::start(2, &redis.url(), &[]).await;
+    let key = demo_key(&cluster).await;
+    let mut ann = cluster.connect(0, "ann").await;
+    let mut bob = cluster.connect(1, "bob").await;
+    queue(&mut ann).await;
+    queue(&mut bob).await;
+    let room = ann
+        .expect("match_found", |m| is!(m, ServerMsg::MatchFound))
+        .await
+        .room;
+    let ann_right: Policy = Arc::new(|t: &Turn| Some(t.user == "ann"));
+    for bot in [ann, bob].map(|c| spawn_bot(c, key.clone(), ann_right.clone(), room.clone())) {
+        bot.await.expect("bot");
+    }
+    cluster
+        .eventually_scalar(
+            &format!("SELECT COUNT(*) FROM matches WHERE id = '{room}'"),
+            1,
+        )
+        .await;
+    let points = cluster
+        .scalar("SELECT total_points FROM users WHERE user_id = 'ann'")
+        .await;
+    assert!(points >= 300);
+    let board = |i: usize| {
+        let url = cluster.nodes[i].url("/api/leaderboard/individual/weekly?limit=5");
+        let http = cluster.http.clone();
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .expect("http")
+                .json::<serde_json::Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let mut first = serde_json::Value::Null;
+    for _ in 0..50 {
+        first = board(0).await;
+        if first["entries"][0]["points"] == points {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(first["entries"][0]["user"], "ann", "{first}");
+    assert_eq!(first["entries"][0]["points"], points);
+    assert_eq!(first["entries"][0]["name"], "ANN");
+    assert_eq!(board(1).await, first, "every node answers the same");
+    let client = redis::Client::open(redis.url()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let boards: Vec<String> = redis::cmd("KEYS")
+        .arg("*:lb:*")
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    assert_eq!(
+        boards.len(),
+        1,
+        "the week's board is a Redis sorted set: {boards:?}"
+    );
+
+    redis::cmd("FLUSHALL")
+        .query_async::<()>(&mut conn)
+        .await
+        .expect("flush");
+    assert_eq!(
+        board(1).await,
+        first,
+        "rebuilt from the database after the flush"
+    );
+    assert_eq!(board(0).await, first);
+    let boards: Vec<String> = redis::cmd("KEYS")
+        .arg("*:lb:*")
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    assert_eq!(boards.len(), 1, "and kept in Redis again");
+}
