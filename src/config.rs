@@ -28,6 +28,8 @@ pub struct Config {
     pub jwt_secrets: Vec<String>,
     /// Bearer token for `/admin/*`; `None` disables the admin API.
     pub admin_token: Option<String>,
+    /// Adaptive difficulty policy service (`JUNO_POLICY_URL`), asked before the YAML policies.
+    pub policy_url: Option<String>,
     /// Per-connection frame budget.
     pub rate_per_sec: u32,
     pub rate_burst: u32,
@@ -62,6 +64,7 @@ impl Default for Config {
             node_id: default_node_id(),
             jwt_secrets: Vec::new(),
             admin_token: None,
+            policy_url: None,
             rate_per_sec: 10,
             rate_burst: 20,
             max_frame_bytes: juno_protocol::limits::DEFAULT_MAX_FRAME_BYTES,
@@ -130,6 +133,7 @@ impl Config {
                 .collect();
         }
         c.admin_token = get("JUNO_ADMIN_TOKEN").filter(|v| !v.is_empty());
+        c.policy_url = get("JUNO_POLICY_URL").filter(|v| !v.is_empty());
         if let Some(v) = num("JUNO_RATE_PER_SEC")? {
             c.rate_per_sec = u32::try_from(v).context("JUNO_RATE_PER_SEC too large")?;
         }

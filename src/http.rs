@@ -33,6 +33,18 @@ pub fn router(node: Arc<Node>) -> Router {
             get(stats::weekly_leaderboard),
         )
         .route(
+            "/api/leaderboard/individual/alltime",
+            get(crate::boards::alltime),
+        )
+        .route(
+            "/api/leaderboard/individual/weekly/me",
+            get(crate::boards::weekly_me),
+        )
+        .route(
+            "/api/leaderboard/clans/weekly",
+            get(crate::boards::clans_weekly),
+        )
+        .route(
             "/telemetry/analytics/active-users",
             get(stats::active_users),
         )

@@ -2,9 +2,11 @@
 //! edges to the database. `main.rs` only parses the command line and calls [`run`].
 
 pub mod auth;
+pub mod boards;
 pub mod cluster;
 pub mod config;
 pub mod conn;
+pub mod difficulty;
 pub mod dispatch;
 pub mod drain;
 pub mod flags;
@@ -13,7 +15,9 @@ pub mod matchmaker;
 pub mod metrics;
 pub mod node;
 pub mod notify;
+pub mod ops;
 pub mod outbox;
+pub mod rating;
 pub mod room_host;
 pub mod routing;
 pub mod session;

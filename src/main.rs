@@ -30,6 +30,11 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Operator commands (the operations guide's scripts); each is safe to re-run.
+    Admin {
+        #[command(subcommand)]
+        command: juno_server::ops::AdminCommand,
+    },
     /// Print a JWT signed with the first configured secret (in dev mode, the kept one).
     Token {
         #[arg(long)]
@@ -69,6 +74,19 @@ async fn main() -> anyhow::Result<()> {
                     .unwrap_or_default()
             );
             Ok(())
+        }
+        Command::Admin { command } => {
+            let store = Store::connect(&config.database_url).await?;
+            let result = juno_server::ops::run(
+                &store,
+                command,
+                chrono::Utc::now(),
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            )
+            .await;
+            store.close().await;
+            result
         }
         Command::Token { user, name, ttl } => {
             if !juno_protocol::limits::valid_user_id(&user) {

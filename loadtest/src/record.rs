@@ -544,6 +544,7 @@ mod tests {
                 text: format!("q{i}"),
                 choices: vec!["a".into(), "b".into()],
                 correct: 1,
+                difficulty: None,
             })
             .collect();
         let spec = RoomSpec {

@@ -11,6 +11,10 @@ pub struct Question {
     pub text: String,
     pub choices: Vec<String>,
     pub correct: u32,
+    /// Optional difficulty, 1 (easiest) to 5 (hardest), for adaptive question
+    /// selection; a question without one counts at its mission's level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub difficulty: Option<u8>,
 }
 
 /// A mission: a titled set of questions in a world.

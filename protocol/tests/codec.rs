@@ -1414,6 +1414,7 @@ fn mission_validation_limits() {
         text: text.into(),
         choices: (0..choices).map(|i| format!("c{i}")).collect(),
         correct,
+        difficulty: None,
     };
     let m = |questions: Vec<Question>| Mission {
         id: "it_basics".into(),

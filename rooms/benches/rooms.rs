@@ -30,6 +30,7 @@ fn spec(mode: Mode, max_players: u32) -> RoomSpec {
                 text: format!("Question {i}?"),
                 choices: vec!["a".into(), "b".into(), "c".into(), "d".into()],
                 correct: 1,
+                difficulty: None,
             })
             .collect(),
         parent: None,

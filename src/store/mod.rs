@@ -5,6 +5,7 @@
 //! absorbs it, so every query below is written once and run through [`with_pool!`].
 
 mod matches;
+pub mod ops;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -210,6 +211,7 @@ fn demo_mission() -> Mission {
         text: text.into(),
         choices: choices.iter().map(|c| c.to_string()).collect(),
         correct,
+        difficulty: None,
     };
     Mission {
         id: DEMO_MISSION_ID.into(),

@@ -11,3 +11,6 @@ mod duel;
 mod http_api;
 mod loadtest;
 mod modes;
+mod ops;
+mod ops_boards;
+mod ops_difficulty;

@@ -15,6 +15,7 @@ pub fn questions(n: u32) -> Vec<Question> {
             text: format!("Q{i}"),
             choices: vec!["a".into(), "b".into(), "c".into(), "d".into()],
             correct: i % 4,
+            difficulty: None,
         })
         .collect()
 }
