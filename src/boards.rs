@@ -64,10 +64,7 @@ pub async fn clans_weekly(State(node): State<Arc<Node>>, Query(q): Query<Limit>)
 /// `GET /api/leaderboard/individual/weekly/me?user=ID&around=N`:
 /// `{"week","user","rank"(null if unranked),"points","entries":[…]}`.
 pub async fn weekly_me(State(node): State<Arc<Node>>, Query(q): Query<Me>) -> Response {
-    let Some(user) = q
-        .user
-        .filter(|u| juno_protocol::limits::valid_user_id(u))
-    else {
+    let Some(user) = q.user.filter(|u| juno_protocol::limits::valid_user_id(u)) else {
         return (
             StatusCode::BAD_REQUEST,
             Json(json!({"error": "user must be 1-64 of [A-Za-z0-9_-]"})),

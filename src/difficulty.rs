@@ -270,8 +270,8 @@ impl PolicyFile {
         } else {
             0.0
         };
-        let target = (self.mission_level(mission) + shift + by_rating)
-            .clamp(self.scale.min, self.scale.max);
+        let target =
+            (self.mission_level(mission) + shift + by_rating).clamp(self.scale.min, self.scale.max);
         (target, name, policy)
     }
 
@@ -365,10 +365,9 @@ impl Difficulty {
 
     /// Policies from a YAML file (an operator's own), with the optional service.
     pub fn from_file(path: &Path, policy_url: Option<&str>) -> anyhow::Result<Difficulty> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        Difficulty::from_yaml(&text, policy_url)
-            .with_context(|| format!("in {}", path.display()))
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Difficulty::from_yaml(&text, policy_url).with_context(|| format!("in {}", path.display()))
     }
 
     /// Policies from YAML text, with the optional service.
@@ -432,7 +431,10 @@ impl Difficulty {
         if now < service.resting_until_ms.load(Ordering::Relaxed) {
             return local;
         }
-        match service.ask(mission, count, players, seed, local.target).await {
+        match service
+            .ask(mission, count, players, seed, local.target)
+            .await
+        {
             Ok(indices) => Selection {
                 indices,
                 source: Source::Service,
@@ -606,10 +608,18 @@ mod tests {
         let strugglers = [player(1300.0, Some(0.3))];
         let s = p.select(&m, 4, &strugglers, 1);
         assert!(s.target <= 1.5, "target {}", s.target);
-        assert!(levels(&m, &s).iter().all(|&l| l == 1), "{:?}", levels(&m, &s));
+        assert!(
+            levels(&m, &s).iter().all(|&l| l == 1),
+            "{:?}",
+            levels(&m, &s)
+        );
         let experts = [player(1800.0, Some(0.95))];
         let s = p.select(&m, 4, &experts, 1);
-        assert!(levels(&m, &s).iter().all(|&l| l == 5), "{:?}", levels(&m, &s));
+        assert!(
+            levels(&m, &s).iter().all(|&l| l == 5),
+            "{:?}",
+            levels(&m, &s)
+        );
         // In the zone at a medium mission: level 3 first, then its neighbours.
         let s = p.select(&m, 8, &[player(1500.0, Some(0.7))], 9);
         let got = levels(&m, &s);
@@ -627,7 +637,11 @@ mod tests {
         let distinct: std::collections::HashSet<Vec<usize>> = (0..20)
             .map(|seed| p.select(&m, 5, &players, seed).indices)
             .collect();
-        assert!(distinct.len() > 10, "seeds vary the set: {}", distinct.len());
+        assert!(
+            distinct.len() > 10,
+            "seeds vary the set: {}",
+            distinct.len()
+        );
         for seed in 0..20 {
             let s = p.select(&m, 5, &players, seed);
             let mut unique = s.indices.clone();
@@ -672,10 +686,12 @@ mod tests {
                 .expect_err("refused")
                 .to_string()
         };
-        assert!(err(&base.replace("default_policy: zpd", "default_policy: nope"))
-            .contains("nope"));
-        assert!(err(&base.replace("success_below: 1.01, shift: 1.5", "success_below: 0.95, shift: 1.5"))
-            .contains("exceed 1.0"));
+        assert!(err(&base.replace("default_policy: zpd", "default_policy: nope")).contains("nope"));
+        assert!(err(&base.replace(
+            "success_below: 1.01, shift: 1.5",
+            "success_below: 0.95, shift: 1.5"
+        ))
+        .contains("exceed 1.0"));
         assert!(err(&base.replace("width: 0.5", "width: -1")).contains("width"));
         assert!(PolicyFile::from_yaml("scale: [").is_err());
         assert!(PolicyFile::from_yaml(&format!("{base}\nsurprise: 1\n")).is_err());

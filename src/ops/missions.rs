@@ -32,14 +32,15 @@ pub async fn add_missions(
     file: &Path,
     out: &mut dyn Write,
 ) -> anyhow::Result<AddedMissions> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("reading {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let missions = match serde_json::from_str::<OneOrMany>(&text) {
         Ok(OneOrMany::Many(list)) => list,
         Ok(OneOrMany::One(m)) => vec![*m],
         // Untagged errors say little; parse as one mission again for a useful message.
-        Err(_) => vec![serde_json::from_str::<Mission>(&text)
-            .with_context(|| format!("{} is not a mission or a list of missions", file.display()))?],
+        Err(_) => vec![serde_json::from_str::<Mission>(&text).with_context(|| {
+            format!("{} is not a mission or a list of missions", file.display())
+        })?],
     };
     anyhow::ensure!(!missions.is_empty(), "{} holds no missions", file.display());
     for m in &missions {
@@ -51,7 +52,12 @@ pub async fn add_missions(
     if let Some(dup) = ids.windows(2).find(|w| w[0] == w[1]) {
         anyhow::bail!("mission '{}' appears twice in {}", dup[0], file.display());
     }
-    writeln!(out, "adding {} missions from {}", missions.len(), file.display())?;
+    writeln!(
+        out,
+        "adding {} missions from {}",
+        missions.len(),
+        file.display()
+    )?;
     let mut added = AddedMissions::default();
     for m in &missions {
         let created = store.upsert_mission(m).await?;

@@ -7,8 +7,8 @@
 //! source rows, cleanup deletes by age, missions are upserted. The SQL lives in
 //! `store/ops.rs`; this module decides what to run and what to print.
 
-mod cleanup;
 mod clans;
+mod cleanup;
 mod missions;
 mod report;
 mod week;
@@ -22,8 +22,8 @@ use clap::Subcommand;
 
 use crate::store::Store;
 
-pub use cleanup::cleanup;
 pub use clans::update_clan_stats;
+pub use cleanup::cleanup;
 pub use missions::{add_missions, AddedMissions};
 pub use report::{monthly_report, report_file_name};
 pub use week::Week;
@@ -81,12 +81,18 @@ pub async fn run(
         AdminCommand::Cleanup => {
             cleanup(store, now, out).await?;
         }
-        AdminCommand::Report { out: Some(path), days } => {
+        AdminCommand::Report {
+            out: Some(path),
+            days,
+        } => {
             let report = monthly_report(store, now, days, out).await?;
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
-            std::fs::write(&path, format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+            std::fs::write(
+                &path,
+                format!("{}\n", serde_json::to_string_pretty(&report)?),
+            )?;
             writeln!(out, "report written to {}", path.display())?;
         }
         AdminCommand::Report { out: None, days } => {

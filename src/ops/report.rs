@@ -18,7 +18,11 @@ pub async fn monthly_report(
     out: &mut dyn Write,
 ) -> anyhow::Result<Value> {
     anyhow::ensure!(days > 0, "--days must be at least 1");
-    writeln!(out, "reading the last {days} days up to {}", now.to_rfc3339())?;
+    writeln!(
+        out,
+        "reading the last {days} days up to {}",
+        now.to_rfc3339()
+    )?;
     let numbers = store.report_numbers(now, days).await?;
     let mut report = serde_json::to_value(&numbers)?;
     report["generatedAt"] = json!(now.to_rfc3339());

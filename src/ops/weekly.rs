@@ -70,14 +70,7 @@ pub async fn award_weekly_rewards(
         week.end.to_rfc3339()
     )?;
     let awards = store
-        .award_week(
-            &week.label,
-            week.start,
-            week.end,
-            top,
-            reward_for_rank,
-            now,
-        )
+        .award_week(&week.label, week.start, week.end, top, reward_for_rank, now)
         .await?;
     for a in &awards {
         writeln!(
@@ -99,7 +92,11 @@ pub async fn award_weekly_rewards(
         .map(|a| a.amount)
         .sum();
     if summary.awards.is_empty() {
-        writeln!(out, "done: {} had no points, nothing to pay", summary.week.label)?;
+        writeln!(
+            out,
+            "done: {} had no points, nothing to pay",
+            summary.week.label
+        )?;
     } else if paid == 0 {
         writeln!(
             out,

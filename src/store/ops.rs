@@ -164,10 +164,7 @@ impl Store {
     }
 
     /// Stores new ratings in one transaction (creating unknown users).
-    pub async fn save_ratings<S: AsRef<str>>(
-        &self,
-        ratings: &[(S, Rating)],
-    ) -> anyhow::Result<()> {
+    pub async fn save_ratings<S: AsRef<str>>(&self, ratings: &[(S, Rating)]) -> anyhow::Result<()> {
         let sql = "INSERT INTO users (user_id, rating, rating_rd, rating_volatility, created_at) VALUES ($1, $2, $3, $4, $5)
                    ON CONFLICT (user_id) DO UPDATE SET rating = excluded.rating, rating_rd = excluded.rating_rd,
                      rating_volatility = excluded.rating_volatility";
@@ -220,7 +217,8 @@ impl Store {
 
     /// All-time individual board by `users.total_points` (players with points only).
     pub async fn alltime_board(&self, limit: u32) -> anyhow::Result<Vec<BoardEntry>> {
-        let sql = "SELECT user_id, COALESCE(NULLIF(name, ''), user_id) AS name, total_points FROM users
+        let sql =
+            "SELECT user_id, COALESCE(NULLIF(name, ''), user_id) AS name, total_points FROM users
                    WHERE total_points > 0 ORDER BY total_points DESC, user_id LIMIT $1";
         let rows = with_pool!(self, pool => sqlx::query(sql).bind(i64::from(limit)).fetch_all(pool).await.map(|rows| {
             rows.iter().enumerate().map(|(i, r)| Ok(BoardEntry {
@@ -446,9 +444,24 @@ impl Store {
             (SELECT id FROM reward_items WHERE claimed = $3 AND created_at < $1 LIMIT $2)";
         let mut counts = CleanupCounts::default();
         for (table, sql, cutoff, slot) in [
-            ("telemetry_events", telemetry, now - Duration::days(90), &mut counts.telemetry_events),
-            ("notifications", notifications, now, &mut counts.notifications),
-            ("reward_items", rewards, now - Duration::days(30), &mut counts.reward_items),
+            (
+                "telemetry_events",
+                telemetry,
+                now - Duration::days(90),
+                &mut counts.telemetry_events,
+            ),
+            (
+                "notifications",
+                notifications,
+                now,
+                &mut counts.notifications,
+            ),
+            (
+                "reward_items",
+                rewards,
+                now - Duration::days(30),
+                &mut counts.reward_items,
+            ),
         ] {
             loop {
                 // $3 only appears in the reward query; binding it elsewhere would be an error.
@@ -512,8 +525,12 @@ impl Store {
             Store::Sqlite(pool) => {
                 let avg: Option<f64> = sqlx::query_scalar(
                     "SELECT AVG((julianday(finished_at) - julianday(started_at)) * 1440.0)
-                     FROM mission_progress WHERE finished AND finished_at > $1")
-                    .bind(since).fetch_one(pool).await.context("reading mission duration")?;
+                     FROM mission_progress WHERE finished AND finished_at > $1",
+                )
+                .bind(since)
+                .fetch_one(pool)
+                .await
+                .context("reading mission duration")?;
                 let (d1, d7): (Option<i64>, Option<i64>) = sqlx::query_as(
                     "SELECT SUM(CASE WHEN julianday(last_login) > julianday(created_at) + 1 THEN 1 ELSE 0 END),
                             SUM(CASE WHEN julianday(last_login) > julianday(created_at) + 7 THEN 1 ELSE 0 END)
