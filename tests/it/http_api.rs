@@ -208,7 +208,7 @@ async fn a_ten_percent_rollout_reaches_a_stable_tenth_of_users() {
     let pushed = inside
         .expect("flags", |m| crate::is!(m, juno_protocol::ServerMsg::Flags))
         .await;
-    assert_eq!(pushed.flags["clans"], true);
+    assert!(pushed.flags["clans"]);
     let mut on = 0;
     for i in 0..300 {
         let user = format!("r{i}");
@@ -225,7 +225,7 @@ async fn a_ten_percent_rollout_reaches_a_stable_tenth_of_users() {
     let pushed = outside
         .expect("flags", |m| crate::is!(m, juno_protocol::ServerMsg::Flags))
         .await;
-    assert_eq!(pushed.flags["clans"], true);
+    assert!(pushed.flags["clans"]);
     assert!(
         !inside
             .drain_for(std::time::Duration::from_millis(200))

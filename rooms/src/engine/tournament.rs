@@ -171,7 +171,7 @@ impl Room {
     /// Records `winner` of pairing `(r, i)` and moves them into the next round.
     fn decide(rounds: &mut [Vec<Slot>], r: usize, i: usize, winner: String, how: Decided) {
         if let Some(next) = rounds.get_mut(r + 1).and_then(|round| round.get_mut(i / 2)) {
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 next.a = Some(winner.clone());
             } else {
                 next.b = Some(winner.clone());
