@@ -19,6 +19,7 @@ use bytes::Bytes;
 
 use crate::cluster::BusMsg;
 use crate::node::{Node, RoomHandle, RoomStart};
+use crate::rating::Rating;
 use crate::session::ConnHandle;
 use crate::store::MatchRecord;
 
@@ -65,6 +66,8 @@ pub enum RoomCmd {
     },
     /// Tournament duel: `user` left the tournament, so they forfeit this duel.
     Forfeit { user: String },
+    /// A duel's players' ratings, loaded when it started.
+    Ratings(HashMap<String, Rating>),
 }
 
 /// Where the direct answer to a client's command goes.
@@ -113,6 +116,8 @@ pub fn spawn(
         players: HashSet::new(),
         spectators: HashSet::new(),
         remote: HashMap::new(),
+        ratings: None,
+        new_ratings: Vec::new(),
         away: HashMap::new(),
         finished_at: None,
         finished,
@@ -137,6 +142,10 @@ struct Host {
     spectators: HashSet<String>,
     /// Members connected to other nodes, and which node (everyone else is here).
     remote: HashMap<String, String>,
+    /// A duel's players' ratings before the match (loaded when it starts).
+    ratings: Option<HashMap<String, Rating>>,
+    /// Their ratings after it, written with the match record.
+    new_ratings: Vec<(String, Rating)>,
     /// Dropped players and when their seat expires (room time).
     away: HashMap<String, Millis>,
     finished_at: Option<Instant>,
@@ -279,6 +288,7 @@ impl Host {
                     tracing::warn!(room = %self.room.id(), error = %e, "tournament refused a duel result");
                 }
             }
+            RoomCmd::Ratings(ratings) => self.ratings = Some(ratings),
             RoomCmd::Forfeit { user } => {
                 let now = self.now(Instant::now());
                 if self.room.phase() == Phase::Playing {
@@ -409,13 +419,20 @@ impl Host {
         while let Some(output) = self.room.poll_output() {
             match output {
                 Output::Broadcast(mut msg) => {
-                    if let ServerMsg::RoomState(state) = &mut msg {
-                        state.spectators = self.spectators.len() as u32;
+                    match &mut msg {
+                        ServerMsg::RoomState(state) => {
+                            state.spectators = self.spectators.len() as u32
+                        }
+                        ServerMsg::Result(result) => result.rating = self.rate(result),
+                        _ => {}
                     }
                     self.broadcast(encode(&msg));
                 }
                 Output::Send { to, msg } => self.deliver(&to, encode(&msg)),
-                Output::Started => self.started_wall = Some(Utc::now()),
+                Output::Started => {
+                    self.started_wall = Some(Utc::now());
+                    self.load_ratings();
+                }
                 Output::Finished(summary) => self.finish(*summary),
                 Output::SpawnDuel { room, players, .. } => self.spawn_duel(room, players),
                 Output::Forfeit { room, user } => {
@@ -461,7 +478,55 @@ impl Host {
         spawn(self.node.clone(), spec, self.world.clone(), start, me);
     }
 
-    fn finish(&mut self, summary: Summary) {
+    /// A duel's players' ratings, fetched off the room task and sent back to it.
+    fn load_ratings(&self) {
+        if self.room.mode() != juno_protocol::Mode::Duel {
+            return;
+        }
+        let Some(tx) = self.node.rooms.get(self.room.id()).map(|h| h.tx.clone()) else {
+            return;
+        };
+        let players: Vec<String> = self.players.iter().cloned().collect();
+        let store = self.node.store.clone();
+        tokio::spawn(async move {
+            match store.ratings(&players).await {
+                Ok(ratings) => {
+                    let _ = tx.send(RoomCmd::Ratings(ratings)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "loading ratings: this duel goes unrated")
+                }
+            }
+        });
+    }
+
+    /// Glicko-2 changes for a finished duel (`result.rating`), remembered for the record.
+    fn rate(
+        &mut self,
+        result: &juno_protocol::MatchResult,
+    ) -> Option<std::collections::BTreeMap<String, i64>> {
+        let ratings = self.ratings.as_ref()?;
+        let [a, b] = result.standings.as_slice() else {
+            return None;
+        };
+        let (ra, rb) = (*ratings.get(&a.id)?, *ratings.get(&b.id)?);
+        let outcome = crate::rating::Outcome::from_winner(&a.id, &b.id, result.winner.as_deref());
+        let (na, nb) = crate::rating::update_duel(ra, rb, outcome);
+        self.new_ratings = vec![(a.id.clone(), na), (b.id.clone(), nb)];
+        Some(
+            [
+                (a.id.clone(), (na.rating - ra.rating).round() as i64),
+                (b.id.clone(), (nb.rating - rb.rating).round() as i64),
+            ]
+            .into_iter()
+            .collect(),
+        )
+    }
+
+    fn finish(&mut self, mut summary: Summary) {
+        if !self.new_ratings.is_empty() {
+            summary.result.rating = self.rate_changes();
+        }
         let room_id = self.room.id().to_string();
         for p in &summary.players {
             self.node.release_seat(&p.id, &room_id);
@@ -513,6 +578,7 @@ impl Host {
             log: self.room.log().to_vec(),
             started_at: self.started_wall.unwrap_or(self.created_wall),
             finished_at: finished_wall,
+            ratings: std::mem::take(&mut self.new_ratings),
             summary,
         });
     }
@@ -567,6 +633,22 @@ impl Host {
         let ms = at.saturating_duration_since(self.epoch).as_millis() as Millis;
         self.last_now = self.last_now.max(ms);
         self.last_now
+    }
+
+    /// The rating changes already announced, for the stored result.
+    fn rate_changes(&self) -> Option<std::collections::BTreeMap<String, i64>> {
+        let before = self.ratings.as_ref()?;
+        Some(
+            self.new_ratings
+                .iter()
+                .filter_map(|(user, after)| {
+                    Some((
+                        user.clone(),
+                        (after.rating - before.get(user)?.rating).round() as i64,
+                    ))
+                })
+                .collect(),
+        )
     }
 
     /// Sends `room_state` to one user.

@@ -23,6 +23,9 @@ pub struct MatchRecord {
     pub log: Vec<LogEntry>,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
+    /// Players' ratings after a rated duel, saved with the match.
+    #[serde(default)]
+    pub ratings: Vec<(String, crate::rating::Rating)>,
 }
 
 /// Whether a player's part in a match counts as a mission success: at least half
@@ -86,6 +89,11 @@ impl Store {
                         .push_bind(entry.input.as_ref().map(Json));
                 });
                 insert.build().execute(&mut *tx).await.context("writing match events")?;
+            }
+                        for (user, r) in &rec.ratings {
+                sqlx::query("UPDATE users SET rating = $1, rating_rd = $2, rating_volatility = $3 WHERE user_id = $4")
+                    .bind(r.rating).bind(r.rd).bind(r.volatility).bind(user)
+                    .execute(&mut *tx).await.context("saving ratings")?;
             }
             tx.commit().await.context("committing match")?;
             Ok(true)

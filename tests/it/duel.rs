@@ -231,12 +231,23 @@ async fn full_duel(backend: Backend) {
     assert_eq!(record["winner"], "ann");
     let spec: RoomSpec = serde_json::from_value(record["spec"].clone()).expect("spec");
     let log: Vec<LogEntry> = serde_json::from_value(record["events"].clone()).expect("events");
-    let replayed = juno_rooms::replay(spec, &log).expect("replay finishes");
+    let mut replayed = juno_rooms::replay(spec, &log).expect("replay finishes");
+    // Rating changes depend on the players' ratings before the match, not on its log.
+    replayed.result.rating = result.rating.clone();
     assert_eq!(replayed.result, result);
     assert_eq!(
         serde_json::to_value(&replayed.result).expect("json"),
         record["result"]
     );
+
+    // Glicko-2: the winner goes up, the loser down, both from 1500, by the same amount.
+    let rating = result.rating.as_ref().expect("a duel is rated");
+    assert!(rating["ann"] > 0 && rating["bob"] < 0, "{rating:?}");
+    assert_eq!(rating["ann"], -rating["bob"]);
+    let ann_rating = app
+        .scalar("SELECT CAST(ROUND(rating) AS BIGINT) FROM users WHERE user_id = 'ann'")
+        .await;
+    assert_eq!(ann_rating, 1500 + rating["ann"]);
 }
 
 #[tokio::test]

@@ -33,9 +33,14 @@ async fn assert_replays(app: &TestApp, room: &str) -> serde_json::Value {
     let spec: RoomSpec = serde_json::from_value(record["spec"].clone()).expect("spec");
     let log: Vec<LogEntry> = serde_json::from_value(record["events"].clone()).expect("events");
     let replayed = juno_rooms::replay(spec, &log).expect("replay finishes");
+    // Rating changes depend on the players' ratings before the match, not on its log.
+    let mut stored = record["result"].clone();
+    if let Some(result) = stored.as_object_mut() {
+        result.remove("rating");
+    }
     assert_eq!(
         serde_json::to_value(&replayed.result).expect("json"),
-        record["result"],
+        stored,
         "replay of {room}"
     );
     record
