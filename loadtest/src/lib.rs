@@ -334,7 +334,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<Report> {
     ctx.stop.cancel();
     let peaks = progress.finish().await;
     outcome?;
-    let server_after = metrics_scrape::scrape_all(&http, &scraped).await;
+    let server_after = metrics_scrape::scrape_settled(&http, &scraped, &server_before).await;
     let elapsed = started.elapsed();
     let mut report = stats.report(&config, elapsed, config.part.is_some());
     report.server =

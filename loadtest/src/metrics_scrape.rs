@@ -74,6 +74,27 @@ pub async fn scrape_all(http: &reqwest::Client, targets: &[Target]) -> Vec<Resul
     futures_util::future::join_all(targets.iter().map(|t| scrape(http, t))).await
 }
 
+/// Scrapes every target once the connections this run opened are closed on the
+/// server too (its `ws_connections` back to where it was before), waiting 3 s at most.
+pub async fn scrape_settled(
+    http: &reqwest::Client,
+    targets: &[Target],
+    before: &[Result<Sample, String>],
+) -> Vec<Result<Sample, String>> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let now = scrape_all(http, targets).await;
+        let settled = now.iter().zip(before).all(|(n, b)| match (n, b) {
+            (Ok(n), Ok(b)) => n.ws.unwrap_or(0.0) <= b.ws.unwrap_or(0.0),
+            _ => true,
+        });
+        if settled || Instant::now() >= deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The per-target figures of a run.
 pub fn summarize(
     targets: &[Target],

@@ -94,6 +94,9 @@ pub struct ReplaySummary {
     pub exact: bool,
     /// What "reproduced" meant in this run.
     pub compared: String,
+    /// How the first copy reproduced only within jitter differed, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_within_jitter: Option<String>,
     /// The first difference found, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_difference: Option<String>,
@@ -258,6 +261,9 @@ impl Report {
                 merged.mismatched += r.mismatched;
                 merged.within_jitter += r.within_jitter;
                 merged.tolerance_points = r.tolerance_points;
+                if merged.first_within_jitter.is_none() {
+                    merged.first_within_jitter = r.first_within_jitter;
+                }
                 if merged.first_difference.is_none() {
                     merged.first_difference = r.first_difference;
                 }
@@ -379,6 +385,9 @@ impl Report {
                 r.mismatched,
                 r.compared
             );
+            if let Some(d) = &r.first_within_jitter {
+                let _ = writeln!(s, "{:<18}first near-tie swap: {d}", "");
+            }
             if let Some(d) = &r.first_difference {
                 let _ = writeln!(s, "{:<18}first difference: {d}", "");
             }

@@ -201,7 +201,7 @@ pub async fn run_split(
         report.notes.push(f);
         report.client_failures += 1;
     }
-    let after = metrics_scrape::scrape_all(&http, &targets).await;
+    let after = metrics_scrape::scrape_settled(&http, &targets, &before).await;
     report.server = metrics_scrape::summarize(&targets, &before, &after, &peaks, elapsed);
     Ok(report)
 }

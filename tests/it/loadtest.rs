@@ -229,6 +229,7 @@ async fn replayed_copies_reproduce_the_recorded_result() {
         report.table()
     );
     assert_eq!(report.connections.made, 3 * 6);
+    assert_eq!(report.answer_latency_ms.count, report.answers_sent);
 }
 
 #[tokio::test]

@@ -77,8 +77,9 @@ pub async fn run(
             Ok(Ok(Verdict::WithinJitter(how))) => {
                 summary.ok += 1;
                 summary.within_jitter += 1;
-                ctx.stats
-                    .note(format!("replay: reproduced within timing jitter: {how}"));
+                if summary.first_within_jitter.is_none() {
+                    summary.first_within_jitter = Some(how);
+                }
             }
             Ok(Err(difference)) => {
                 summary.mismatched += 1;
@@ -211,6 +212,12 @@ async fn copy(ctx: &Ctx, plan: &Arc<ReplayPlan>, k: usize, exact: bool) -> Resul
         )
         .map_err(|d| format!("copy {k} (room {}): {d}", result.room))
     }
+    .await;
+    // Let every participant read to its own `result` (and the `ok`s before it),
+    // then stop the stragglers (players who left get no result).
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while set.join_next().await.is_some() {}
+    })
     .await;
     stop.cancel();
     while set.join_next().await.is_some() {}
@@ -382,6 +389,7 @@ async fn participant(
                     }
                     ServerMsg::Result(r) => {
                         let _ = results.try_send(r);
+                        return Ok(());
                     }
                     _ => {}
                 }
