@@ -175,11 +175,15 @@ impl Room {
     }
 
     /// Everything that drives [`Room::poll_timeout`], to see that a step advanced.
-    fn timers(&self) -> (Clock, Option<Millis>, Option<Millis>) {
+    /// Everything a due timer changes. `asked` is part of it: with no pause between
+    /// rounds and nobody left to answer, a question opens and closes at one instant
+    /// and leaves the clock looking unchanged.
+    fn timers(&self) -> (Clock, Option<Millis>, Option<Millis>, u32) {
         (
             self.clock,
             self.lobby.due,
             self.raid.as_ref().and_then(Raid::due),
+            self.asked,
         )
     }
 

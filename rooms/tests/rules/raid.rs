@@ -216,3 +216,18 @@ fn leaver_stops_dealing_damage_but_keeps_it() {
     // p0 left: no more score frames for them after round 0.
     assert_eq!(sim.scores_to("p0").len(), 0);
 }
+
+#[test]
+fn a_raid_nobody_can_answer_runs_out_without_stalling_its_timer() {
+    // No pause between rounds and no player left: each question opens and closes
+    // at the same instant, which must still count as the timer advancing.
+    let mut s = spec(Mode::Raid, 3);
+    s.settings.between_ms = 0;
+    let mut sim = Sim::new(s);
+    sim.join("p0").unwrap();
+    sim.start("host").unwrap();
+    sim.until_question(0);
+    sim.leave("p0").unwrap();
+    sim.advance(60_000);
+    assert_eq!(sim.room.phase(), Phase::Finished);
+}
