@@ -227,14 +227,17 @@ async fn queue(
         reply: None,
         remote,
     };
-    if let Err(refusal) = node.create_room(
-        room.clone(),
-        Mode::Duel,
-        &mission,
-        &RoomOptions::default(),
-        None,
-        start,
-    ) {
+    if let Err(refusal) = node
+        .create_room(
+            room.clone(),
+            Mode::Duel,
+            &mission,
+            &RoomOptions::default(),
+            None,
+            start,
+        )
+        .await
+    {
         for p in &players {
             node.release_seat(&p.id, &room);
         }
@@ -289,8 +292,9 @@ async fn create(
         reply: Some((state.handle.clone(), rid)),
         remote: HashMap::new(),
     };
-    if let Err(refusal) =
-        node.create_room(room.clone(), mode, &mission, &options, Some(user), start)
+    if let Err(refusal) = node
+        .create_room(room.clone(), mode, &mission, &options, Some(user), start)
+        .await
     {
         node.release_seat(user, &room);
         return Err(refusal);

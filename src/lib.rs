@@ -68,7 +68,8 @@ impl Server {
             }
             None => None,
         };
-        let node = Node::new(config, auth, store.clone(), flags, cluster);
+        let difficulty = difficulty::Difficulty::builtin(config.policy_url.as_deref())?;
+        let node = Node::new(config, auth, store.clone(), flags, cluster, difficulty);
         if let Some(cluster) = &node.cluster {
             cluster.start(&node);
         }

@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Auth;
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::difficulty::{Difficulty, PlayerStats};
 use crate::flags::FlagSet;
 use crate::matchmaker::Matchmaker;
 use crate::metrics::Metrics;
@@ -93,6 +94,8 @@ pub struct Node {
     pub outbox: Outbox,
     /// Set in cluster mode: Redis directories and the bus to other nodes.
     pub cluster: Option<Arc<Cluster>>,
+    /// Picks a match's questions for its players (flag `hrm_trm`; `mangle_zpd` asks the service).
+    pub difficulty: Difficulty,
     draining: AtomicBool,
     /// Cancelled when the node stops serving.
     pub shutdown: CancellationToken,
@@ -107,6 +110,7 @@ impl Node {
         store: Store,
         flags: FlagSet,
         cluster: Option<Arc<Cluster>>,
+        difficulty: Difficulty,
     ) -> Arc<Node> {
         let metrics = Metrics::new();
         let sessions = Sessions::new(
@@ -127,6 +131,7 @@ impl Node {
             flags: RwLock::new(flags),
             outbox,
             cluster,
+            difficulty,
             draining: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
             room_tasks: TaskTracker::new(),
@@ -285,7 +290,7 @@ impl Node {
 
     /// Creates room `id` for `mission` and starts hosting it here. Seats in
     /// `start.seat` must already be reserved for `id`.
-    pub fn create_room(
+    pub async fn create_room(
         self: &Arc<Self>,
         id: String,
         mode: Mode,
@@ -301,12 +306,52 @@ impl Node {
             mode,
             mission: mission.id.clone(),
             creator: creator.map(String::from),
-            questions: pick_questions(mission, settings.questions as usize),
+            questions: self
+                .choose_questions(mission, settings.questions as usize, &start.seat)
+                .await,
             settings,
             parent: None,
         };
         room_host::spawn(self.clone(), spec, mission.world.clone(), start, None);
         Ok(())
+    }
+
+    /// The match's questions: aimed at the players' zone of proximal development by
+    /// the difficulty policy when `hrm_trm` is on (asking the policy service first
+    /// when `mangle_zpd` is on too), else the mission's pool in a random order.
+    async fn choose_questions(
+        &self,
+        mission: &Mission,
+        count: usize,
+        players: &[PlayerRef],
+    ) -> Vec<juno_protocol::Question> {
+        let first = players.first().map(|p| p.id.as_str()).unwrap_or_default();
+        if !self.flag_enabled("hrm_trm", first) {
+            return pick_questions(mission, count);
+        }
+        let ids: Vec<&str> = players.iter().map(|p| p.id.as_str()).collect();
+        let stats = match PlayerStats::load(&self.store, &ids).await {
+            Ok(stats) => stats,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "player stats for the difficulty policy");
+                Vec::new()
+            }
+        };
+        let ask_service = self.flag_enabled("mangle_zpd", first);
+        let selection = self
+            .difficulty
+            .select(mission, count, &stats, rand::random(), ask_service)
+            .await;
+        let mut questions: Vec<_> = selection
+            .indices
+            .iter()
+            .filter_map(|&i| mission.questions.get(i).cloned())
+            .collect();
+        if questions.len() < count {
+            questions.extend(pick_questions(mission, count - questions.len()));
+        }
+        questions.truncate(count);
+        questions
     }
 
     /// Sends an encoded frame to one user's live connection, if any.

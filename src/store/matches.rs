@@ -70,8 +70,9 @@ impl Store {
                     .bind(rec.started_at).bind(rec.finished_at)
                     .execute(&mut *tx).await.context("writing mission progress")?;
                 sqlx::query(
-                    "INSERT INTO users (user_id, name, total_points, created_at, last_login) VALUES ($1, $2, $3, $4, $4)
-                     ON CONFLICT (user_id) DO UPDATE SET total_points = users.total_points + excluded.total_points")
+                    "INSERT INTO users (user_id, name, total_points, level, created_at, last_login) VALUES ($1, $2, $3, 1 + $3 / 1000, $4, $4)
+                     ON CONFLICT (user_id) DO UPDATE SET total_points = users.total_points + excluded.total_points,
+                       level = 1 + (users.total_points + excluded.total_points) / 1000")
                     .bind(&p.id).bind(&p.name).bind(p.score as i64).bind(rec.finished_at)
                     .execute(&mut *tx).await.context("adding points")?;
                 let data = json!({"match": spec.room, "mode": spec.mode.as_str(), "mission": spec.mission,
