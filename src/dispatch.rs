@@ -11,7 +11,8 @@ use juno_protocol::{
 use tokio::time::Instant;
 
 use crate::cluster::{BusMsg, RemoteCmd};
-use crate::conn::{queueable, ConnState};
+use crate::conn::ConnState;
+use crate::matching;
 use crate::node::{new_room_id, Node, Refusal, RoomStart};
 use crate::room_host::{Action, Reply, RoomCmd};
 use crate::routing::{locate, RoomAt};
@@ -28,9 +29,11 @@ pub async fn handle(
     let user = state.identity.user.clone();
     let (room, action) = match msg {
         ClientMsg::Ping => return Ok(()),
-        ClientMsg::Queue { mode, mission } => return queue(node, state, rid, mode, &mission).await,
+        ClientMsg::Queue { mode, mission } => {
+            return matching::queue(node, state, rid, mode, &mission).await
+        }
         ClientMsg::Unqueue => {
-            unqueue(node, &user).await;
+            matching::unqueue(node, &user).await;
             state.handle.send(encode(&ServerMsg::ok(rid)));
             return Ok(());
         }
@@ -72,7 +75,7 @@ pub async fn handle(
             node.check_mode(mode, &user)?;
             node.check_not_draining()?;
             node.reserve_seat(&user, &room).await?;
-            unqueue(node, &user).await;
+            matching::unqueue(node, &user).await;
         }
         Action::Spectate => {
             state.spectating.insert(room.clone());
@@ -118,20 +121,7 @@ pub async fn handle(
     Ok(())
 }
 
-async fn unqueue(node: &Node, user: &str) {
-    match &node.cluster {
-        Some(cluster) => {
-            if let Err(e) = cluster.unqueue(user).await {
-                tracing::warn!(error = %format!("{e:#}"), "withdrawing a queue ticket");
-            }
-        }
-        None => {
-            node.matchmaker.remove(user);
-        }
-    }
-}
-
-async fn mission(node: &Node, id: &str) -> Result<Mission, Refusal> {
+pub(crate) async fn mission(node: &Node, id: &str) -> Result<Mission, Refusal> {
     match node.store.mission(id).await {
         Ok(Some(m)) => Ok(m),
         Ok(None) => Err(Refusal::new(
@@ -148,115 +138,13 @@ async fn mission(node: &Node, id: &str) -> Result<Mission, Refusal> {
     }
 }
 
-async fn check_unseated(node: &Node, user: &str) -> Result<(), Refusal> {
+pub(crate) async fn check_unseated(node: &Node, user: &str) -> Result<(), Refusal> {
     match node.seated_room(user).await {
         Some(room) => Err(Refusal::new(
             ErrorCode::NotAllowed,
             format!("you are already playing in room {room}"),
         )),
         None => Ok(()),
-    }
-}
-
-async fn queue(
-    node: &Arc<Node>,
-    state: &ConnState,
-    rid: Option<u64>,
-    mode: Mode,
-    mission_id: &str,
-) -> Result<(), Refusal> {
-    let user = &state.identity.user;
-    if !queueable(mode) {
-        return Err(Refusal::new(
-            ErrorCode::Invalid,
-            "queue supports mode 'duel'; create other rooms",
-        ));
-    }
-    node.check_mode(mode, user)?;
-    node.check_not_draining()?;
-    check_unseated(node, user).await?;
-    let mission = mission(node, mission_id).await?;
-    let me = PlayerRef {
-        id: user.clone(),
-        name: state.identity.name.clone(),
-    };
-    let (opponent, opponent_node) = match &node.cluster {
-        Some(cluster) => match cluster.enqueue(&me, &mission.id).await {
-            Ok(found) => {
-                state.handle.send(encode(&ServerMsg::ok(rid)));
-                match found {
-                    Some((opponent, at)) => (opponent, (at != cluster.node_id).then_some(at)),
-                    None => return Ok(()),
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "cluster matchmaking");
-                return Err(Refusal::new(
-                    ErrorCode::Internal,
-                    "matchmaking is unavailable; try again",
-                ));
-            }
-        },
-        None => {
-            state.handle.send(encode(&ServerMsg::ok(rid)));
-            match node.matchmaker.enqueue(me.clone(), &mission.id) {
-                Some(opponent) => (opponent, None),
-                None => return Ok(()),
-            }
-        }
-    };
-    // Both seats are taken before the room exists, so neither player can be matched twice.
-    let room = new_room_id();
-    if node.reserve_seat(&opponent.id, &room).await.is_err() {
-        requeue(node, me, &mission.id).await;
-        return Ok(());
-    }
-    if node.reserve_seat(user, &room).await.is_err() {
-        node.release_seat(&opponent.id, &room);
-        return Ok(());
-    }
-    let players = vec![opponent.clone(), me];
-    let remote: HashMap<String, String> = opponent_node
-        .map(|n| (opponent.id.clone(), n))
-        .into_iter()
-        .collect();
-    let start = RoomStart {
-        seat: players.clone(),
-        announce: true,
-        spectator: None,
-        reply: None,
-        remote,
-    };
-    if let Err(refusal) = node
-        .create_room(
-            room.clone(),
-            Mode::Duel,
-            &mission,
-            &RoomOptions::default(),
-            None,
-            start,
-        )
-        .await
-    {
-        for p in &players {
-            node.release_seat(&p.id, &room);
-        }
-        state.handle.send(encode(&refusal.to_msg(None)));
-    }
-    Ok(())
-}
-
-/// Puts a player back in the queue after a pairing fell through.
-async fn requeue(node: &Node, me: PlayerRef, mission: &str) {
-    match &node.cluster {
-        Some(cluster) => {
-            if let Err(e) = cluster.enqueue(&me, mission).await {
-                tracing::warn!(error = %format!("{e:#}"), "re-queueing");
-            }
-        }
-        None => {
-            node.matchmaker.enqueue(me, mission);
-        }
     }
 }
 
@@ -279,7 +167,7 @@ async fn create(
     let room = new_room_id();
     if !watch {
         node.reserve_seat(user, &room).await?;
-        unqueue(node, user).await;
+        matching::unqueue(node, user).await;
     }
     let me = PlayerRef {
         id: user.clone(),

@@ -11,6 +11,7 @@ pub mod dispatch;
 pub mod drain;
 pub mod flags;
 pub mod http;
+pub mod matching;
 pub mod matchmaker;
 pub mod metrics;
 pub mod node;
@@ -73,6 +74,7 @@ impl Server {
         if let Some(cluster) = &node.cluster {
             cluster.start(&node);
         }
+        matching::spawn_rematch(&node);
         let outbox_stop = CancellationToken::new();
         let on_written = {
             let node = Arc::downgrade(&node);

@@ -545,3 +545,67 @@ async fn leaderboards_agree_across_nodes_and_survive_a_redis_flush() {
         .expect("keys");
     assert_eq!(boards.len(), 1, "and kept in Redis again");
 }
+
+#[tokio::test]
+async fn matchmaking_pairs_close_ratings_first_and_starves_nobody() {
+    let cluster = ClusterProcs::start(2, &test_redis_url(), &[]).await;
+    let mut far = cluster.connect(0, "far").await;
+    let mut near = cluster.connect(1, "near").await;
+    let mut me = cluster.connect(0, "me").await;
+    let mut low = cluster.connect(1, "low").await;
+    cluster
+        .eventually_scalar(
+            "SELECT COUNT(*) FROM users WHERE user_id IN ('far', 'near', 'me', 'low')",
+            4,
+        )
+        .await;
+    let pool = sqlx::PgPool::connect(&cluster.database_url)
+        .await
+        .expect("pg");
+    for (user, rating) in [
+        ("far", 1800.0),
+        ("near", 1540.0),
+        ("me", 1500.0),
+        ("low", 1400.0),
+    ] {
+        sqlx::query("UPDATE users SET rating = $1 WHERE user_id = $2")
+            .bind(rating)
+            .bind(user)
+            .execute(&pool)
+            .await
+            .expect("rating");
+    }
+    pool.close().await;
+
+    queue(&mut far).await;
+    queue(&mut near).await;
+    queue(&mut me).await;
+    let a = me
+        .expect("match_found", |m| is!(m, ServerMsg::MatchFound))
+        .await;
+    let b = near
+        .expect("match_found", |m| is!(m, ServerMsg::MatchFound))
+        .await;
+    assert_eq!(
+        a.room, b.room,
+        "the closest ratings (1500, 1540) are paired, across nodes"
+    );
+
+    let queued = tokio::time::Instant::now();
+    queue(&mut low).await;
+    let x = far
+        .expect("match_found", |m| is!(m, ServerMsg::MatchFound))
+        .await;
+    let y = low
+        .expect("match_found", |m| is!(m, ServerMsg::MatchFound))
+        .await;
+    assert_eq!(
+        x.room, y.room,
+        "400 apart, paired once the waiting window has widened"
+    );
+    assert!(
+        queued.elapsed() > Duration::from_secs(2),
+        "not at once: {:?}",
+        queued.elapsed()
+    );
+}
