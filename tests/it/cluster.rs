@@ -609,3 +609,70 @@ async fn matchmaking_pairs_close_ratings_first_and_starves_nobody() {
         queued.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_dead_nodes_queue_tickets_match_nobody() {
+    let mut cluster = ClusterProcs::start(2, &test_redis_url(), &[]).await;
+    let mut ghost = cluster.connect(0, "ghost").await;
+    queue(&mut ghost).await;
+    // The node dies without a word: no drain, no cleanup.
+    cluster.nodes[0].proc.child.kill().expect("kill node 1");
+    let _ = cluster.nodes[0].proc.child.wait();
+    // Past the heartbeat TTL the node counts as gone.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let mut ann = cluster.connect(1, "ann").await;
+    queue(&mut ann).await;
+    let early = ann.drain_for(Duration::from_millis(1500)).await;
+    assert!(
+        !early.iter().any(|m| matches!(m, ServerMsg::MatchFound(_))),
+        "never matched with a dead node's ticket: {early:?}"
+    );
+    let mut bob = cluster.connect(1, "bob").await;
+    queue(&mut bob).await;
+    let found = bob
+        .expect("match_found", |m| is!(m, ServerMsg::MatchFound))
+        .await;
+    let ids: Vec<&str> = found.players.iter().map(|p| p.id.as_str()).collect();
+    assert!(ids.contains(&"ann") && ids.contains(&"bob"), "{ids:?}");
+}
+
+#[tokio::test]
+async fn matches_start_on_the_yaml_policies_while_the_policy_service_is_down() {
+    // Nothing listens on this port: the difficulty service is "down".
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let cluster =
+        ClusterProcs::start(1, &test_redis_url(), &[("JUNO_POLICY_URL", dead.as_str())]).await;
+    assert_eq!(cluster.admin_put_flag(0, "mangle_zpd", true).await, 200);
+    assert_eq!(cluster.admin_put_flag(0, "hrm_trm", true).await, 200);
+    let mut ann = cluster.connect(0, "ann").await;
+    let mut bob = cluster.connect(0, "bob").await;
+    queue(&mut ann).await;
+    queue(&mut bob).await;
+    let found = ann
+        .expect("match_found", |m| is!(m, ServerMsg::MatchFound))
+        .await;
+    for q in 0..3 {
+        let question = ann
+            .expect("question", |m| match m {
+                ServerMsg::Question(x) if x.q == q => Some(x.clone()),
+                _ => None,
+            })
+            .await;
+        assert_eq!(question.room, found.room);
+        ann.request(ClientMsg::Answer {
+            room: found.room.clone(),
+            q,
+            choice: 0,
+        })
+        .await
+        .expect("answer");
+        bob.request(ClientMsg::Answer {
+            room: found.room.clone(),
+            q,
+            choice: 0,
+        })
+        .await
+        .expect("answer");
+    }
+    ann.expect("result", |m| is!(m, ServerMsg::Result)).await;
+}
