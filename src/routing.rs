@@ -43,7 +43,7 @@ pub async fn locate(node: &Node, room: &str) -> Result<RoomAt, Refusal> {
 pub async fn notify_room(node: &Node, room: &str, cmd: RemoteCmd) {
     match locate(node, room).await {
         Ok(RoomAt::Here(tx, _)) => {
-            let _ = tx.send(local_command(cmd)).await;
+            let _ = tx.send(local_command(node, cmd)).await;
         }
         Ok(RoomAt::There(owner, _)) => {
             if let Some(cluster) = &node.cluster {
@@ -60,8 +60,14 @@ pub async fn notify_room(node: &Node, room: &str, cmd: RemoteCmd) {
     }
 }
 
-/// A bus command as the room host takes it, timed on arrival here, where the room lives.
-fn local_command(cmd: RemoteCmd) -> RoomCmd {
+/// A bus command as the room host takes it, timed on arrival here, where the room
+/// lives. A user connected to this very node is local, not remote.
+fn local_command(node: &Node, cmd: RemoteCmd) -> RoomCmd {
+    let here = node
+        .cluster
+        .as_ref()
+        .map(|c| c.node_id.as_str())
+        .unwrap_or_default();
     match cmd {
         RemoteCmd::Client {
             user,
@@ -76,9 +82,9 @@ fn local_command(cmd: RemoteCmd) -> RoomCmd {
             reply: Reply::Remote(from),
         },
         RemoteCmd::Disconnected { user } => RoomCmd::Disconnected { user },
-        RemoteCmd::Reconnected { user, node } => RoomCmd::Reconnected {
+        RemoteCmd::Reconnected { user, node: at } => RoomCmd::Reconnected {
             user,
-            node: Some(node),
+            node: (at != here).then_some(at),
         },
         RemoteCmd::Unspectate { user } => RoomCmd::Unspectate { user },
     }
@@ -89,7 +95,7 @@ pub async fn on_bus_message(node: &Arc<Node>, msg: BusMsg) {
     match msg {
         BusMsg::Room { room, cmd } => match node.rooms.get(&room).map(|h| h.tx.clone()) {
             Some(tx) => {
-                let _ = tx.send(local_command(cmd)).await;
+                let _ = tx.send(local_command(node, cmd)).await;
             }
             None => {
                 // The room ended or moved between lookup and delivery.
