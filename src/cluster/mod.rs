@@ -454,30 +454,25 @@ async fn heartbeat_loop(cluster: Arc<Cluster>, node: Weak<Node>) {
         let resync = cluster.resync.swap(false, Ordering::AcqRel);
         if resync || since_renew >= LEASE_RENEW {
             since_renew = Duration::ZERO;
-            for room in node.rooms.iter() {
-                let value = format!("{}|{}", cluster.node_id, room.mode.as_str());
+            let mut lease = |key: String, value: &str| {
                 pipe.cmd("SET")
-                    .arg(cluster.key(&["room", room.key()]))
+                    .arg(key)
                     .arg(value)
                     .arg("EX")
                     .arg(LEASE_SECS)
                     .ignore();
+            };
+            for room in node.rooms.iter() {
+                lease(
+                    cluster.key(&["room", room.key()]),
+                    &format!("{}|{}", cluster.node_id, room.mode.as_str()),
+                );
             }
             for seat in node.seats.iter() {
-                pipe.cmd("SET")
-                    .arg(cluster.key(&["seat", seat.key()]))
-                    .arg(seat.value())
-                    .arg("EX")
-                    .arg(LEASE_SECS)
-                    .ignore();
+                lease(cluster.key(&["seat", seat.key()]), seat.value());
             }
             for sub in node.sub_seats.iter() {
-                pipe.cmd("SET")
-                    .arg(cluster.key(&["sub", sub.key()]))
-                    .arg(sub.value())
-                    .arg("EX")
-                    .arg(LEASE_SECS)
-                    .ignore();
+                lease(cluster.key(&["sub", sub.key()]), sub.value());
             }
             if resync {
                 tracing::info!("registering this node's rooms, seats and users in Redis");

@@ -32,6 +32,23 @@ async fn demo_key(cluster: &ClusterProcs) -> Arc<HashMap<String, u32>> {
     )
 }
 
+/// Queues two players; returns the room they were matched into.
+async fn matched(a: &mut Client, b: &mut Client) -> String {
+    queue(a).await;
+    queue(b).await;
+    let room = a
+        .expect("match_found", |m| is!(m, ServerMsg::MatchFound))
+        .await
+        .room;
+    assert_eq!(
+        b.expect("match_found", |m| is!(m, ServerMsg::MatchFound))
+            .await
+            .room,
+        room
+    );
+    room
+}
+
 async fn queue(c: &mut Client) {
     c.request(ClientMsg::Queue {
         mode: Mode::Duel,
@@ -112,16 +129,7 @@ async fn a_battle_royale_spread_over_three_nodes_plays_to_the_end() {
         between_ms: Some(0),
         ..Default::default()
     };
-    let room = host
-        .request(ClientMsg::Create {
-            mode: Mode::BattleRoyale,
-            mission: "demo".into(),
-            options: Some(options),
-        })
-        .await
-        .expect("create")
-        .room
-        .expect("room");
+    let room = host.create_room(Mode::BattleRoyale, Some(options)).await;
     let mut clients = vec![host];
     for i in 1..6 {
         let mut c = cluster.connect(i % 3, &format!("p{i}")).await;
@@ -201,12 +209,7 @@ async fn a_player_reconnecting_through_nginx_resumes_mid_question_on_another_nod
     let nginx = cluster.nginx();
     let mut ann = cluster.connect(0, "ann").await;
     let mut bob = cluster.connect(0, "bob").await;
-    queue(&mut ann).await;
-    queue(&mut bob).await;
-    let room = ann
-        .expect("match_found", |m| is!(m, ServerMsg::MatchFound))
-        .await
-        .room;
+    let room = matched(&mut ann, &mut bob).await;
     let q0 = ann
         .expect("question", |m| is!(m, ServerMsg::Question))
         .await;
@@ -262,12 +265,7 @@ async fn draining_a_node_lets_its_duel_finish_and_sends_newcomers_elsewhere() {
     let mut ann = cluster.connect(0, "ann").await;
     let mut bob = cluster.connect(0, "bob").await;
     let mut idle = cluster.connect(0, "idle").await;
-    queue(&mut ann).await;
-    queue(&mut bob).await;
-    let room = ann
-        .expect("match_found", |m| is!(m, ServerMsg::MatchFound))
-        .await
-        .room;
+    let room = matched(&mut ann, &mut bob).await;
     ann.expect("question", |m| is!(m, ServerMsg::Question))
         .await;
 
@@ -343,14 +341,7 @@ async fn redis_going_away_harms_no_local_room_and_the_cluster_heals() {
     let key = demo_key(&cluster).await;
     let mut ann = cluster.connect(0, "ann").await;
     let mut bob = cluster.connect(0, "bob").await;
-    queue(&mut ann).await;
-    queue(&mut bob).await;
-    let room = ann
-        .expect("match_found", |m| is!(m, ServerMsg::MatchFound))
-        .await
-        .room;
-    bob.expect("match_found", |m| is!(m, ServerMsg::MatchFound))
-        .await;
+    let room = matched(&mut ann, &mut bob).await;
 
     redis.stop();
     let always: Policy = Arc::new(|_| Some(true));
@@ -467,12 +458,7 @@ async fn leaderboards_agree_across_nodes_and_survive_a_redis_flush() {
     let key = demo_key(&cluster).await;
     let mut ann = cluster.connect(0, "ann").await;
     let mut bob = cluster.connect(1, "bob").await;
-    queue(&mut ann).await;
-    queue(&mut bob).await;
-    let room = ann
-        .expect("match_found", |m| is!(m, ServerMsg::MatchFound))
-        .await
-        .room;
+    let room = matched(&mut ann, &mut bob).await;
     let ann_right: Policy = Arc::new(|t: &Turn| Some(t.user == "ann"));
     for bot in [ann, bob].map(|c| spawn_bot(c, key.clone(), ann_right.clone(), room.clone())) {
         bot.await.expect("bot");

@@ -56,16 +56,7 @@ async fn a_ten_player_battle_royale_plays_to_the_end() {
         max_players: Some(10),
         ..Default::default()
     };
-    let room = host
-        .request(ClientMsg::Create {
-            mode: Mode::BattleRoyale,
-            mission: "demo".into(),
-            options: fast(options),
-        })
-        .await
-        .expect("create")
-        .room
-        .expect("room");
+    let room = host.create_room(Mode::BattleRoyale, fast(options)).await;
     let mut clients = vec![host];
     for i in 1..10 {
         let mut c = app.connect(&format!("p{i}")).await;
@@ -150,16 +141,7 @@ async fn raid(
         boss_hp: Some(boss_hp),
         ..Default::default()
     };
-    let room = host
-        .request(ClientMsg::Create {
-            mode: Mode::Raid,
-            mission: "demo".into(),
-            options: fast(options),
-        })
-        .await
-        .expect("create")
-        .room
-        .expect("room");
+    let room = host.create_room(Mode::Raid, fast(options)).await;
     let mut watcher = app.connect("watcher").await;
     watcher
         .request(ClientMsg::Spectate { room: room.clone() })
@@ -238,16 +220,7 @@ async fn an_eight_slot_tournament_with_six_entrants_crowns_a_champion() {
         size: Some(8),
         ..Default::default()
     };
-    let room = host
-        .request(ClientMsg::Create {
-            mode: Mode::Tournament,
-            mission: "demo".into(),
-            options: fast(options),
-        })
-        .await
-        .expect("create")
-        .room
-        .expect("room");
+    let room = host.create_room(Mode::Tournament, fast(options)).await;
     let mut watcher = app.connect("watcher").await;
     watcher
         .request(ClientMsg::Spectate { room: room.clone() })
@@ -363,16 +336,7 @@ async fn a_thousand_spectators_follow_one_duel() {
         questions: Some(2),
         ..Default::default()
     };
-    let room = ann
-        .request(ClientMsg::Create {
-            mode: Mode::Duel,
-            mission: "demo".into(),
-            options: fast(options),
-        })
-        .await
-        .expect("create")
-        .room
-        .expect("room");
+    let room = ann.create_room(Mode::Duel, fast(options)).await;
     let mut watchers = Vec::new();
     for chunk in 0..10 {
         let joins = (0..100).map(|i| {

@@ -374,16 +374,7 @@ async fn royale(
         between_ms: Some(0),
         ..Default::default()
     };
-    let room = host
-        .request(ClientMsg::Create {
-            mode: Mode::BattleRoyale,
-            mission: "demo".into(),
-            options: Some(options),
-        })
-        .await
-        .expect("create")
-        .room
-        .expect("room");
+    let room = host.create_room(Mode::BattleRoyale, Some(options)).await;
     let mut clients = vec![host];
     for p in &players[1..] {
         let mut c = app.connect(p).await;

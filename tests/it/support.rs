@@ -329,6 +329,25 @@ impl Client {
         .await
     }
 
+    /// Creates a room of `mode` for the demo mission; returns its id.
+    pub async fn create_room(
+        &mut self,
+        mode: juno_protocol::Mode,
+        options: Option<juno_protocol::RoomOptions>,
+    ) -> String {
+        let created = self
+            .request(ClientMsg::Create {
+                mode,
+                mission: "demo".into(),
+                options,
+            })
+            .await;
+        created
+            .expect("create")
+            .room
+            .expect("ok carries the room id")
+    }
+
     /// All messages still queued, then whatever arrives within `window`.
     pub async fn drain_for(&mut self, window: Duration) -> Vec<ServerMsg> {
         let mut out: Vec<ServerMsg> = self.backlog.drain(..).collect();
