@@ -1,7 +1,12 @@
-//! One WebSocket connection: a reader (this task) that decodes, rate-limits and
-//! dispatches client frames, and a writer task that drains the connection's
-//! bounded queue of encoded frames and keeps the socket alive with pings.
-//! When either half ends, the other is stopped.
+//! One WebSocket connection, served by one task: it decodes, rate-limits and
+//! dispatches client frames, drains the connection's bounded queue of encoded
+//! frames to the socket and keeps the socket alive with pings. A client that
+//! stops reading fills its queue; the next `ConnHandle::send` then stops the
+//! connection, which also interrupts a socket write that is stuck.
+//!
+//! One task instead of a reader and a writer (and the big dispatch future boxed
+//! only while a frame is being handled) keeps an idle connection small: tens of
+//! thousands of them must fit in a few KiB each.
 
 use std::collections::HashSet;
 use std::num::NonZeroU32;
@@ -10,8 +15,6 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use juno_protocol::{
     decode_client, encode, ClientFrame, ClientMsg, ErrorCode, Mode, Pong, ServerMsg, Welcome,
@@ -71,14 +74,6 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, identity: Identity) {
     }
     node.metrics.active_users.set(node.sessions.len() as i64);
 
-    let (sink, stream) = socket.split();
-    let writer = tokio::spawn(write_loop(
-        sink,
-        outgoing,
-        handle.stop.clone(),
-        node.config.keepalive,
-    ));
-
     let seats = node.rooms_of(&identity.user).await;
     handle.send(encode(&ServerMsg::Welcome(Welcome {
         user: identity.user.clone(),
@@ -117,10 +112,13 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, identity: Identity) {
         identity,
         spectating: HashSet::new(),
     };
-    read_loop(&node, &mut state, stream).await;
+    let mut socket = socket;
+    let mut outgoing = outgoing;
+    run_loop(&node, &mut state, &mut socket, &mut outgoing).await;
 
     handle.stop.cancel();
-    let _ = writer.await;
+    drop(socket);
+    drop(outgoing);
     let user = state.identity.user.clone();
     // A connection replaced by a newer one (here or on another node) leaves its
     // rooms alone: the player is still there.
@@ -209,31 +207,77 @@ impl Budget {
     }
 }
 
-async fn read_loop(node: &Arc<Node>, state: &mut ConnState, mut stream: SplitStream<WebSocket>) {
+/// What woke the connection's task.
+enum Event {
+    Out(Option<Outbound>),
+    In(Option<Result<Message, axum::Error>>),
+    Tick,
+}
+
+async fn run_loop(
+    node: &Arc<Node>,
+    state: &mut ConnState,
+    socket: &mut WebSocket,
+    outgoing: &mut mpsc::Receiver<Outbound>,
+) {
     let cfg = &node.config;
     let mut budget = Budget::new(cfg.rate_per_sec, cfg.rate_burst, cfg.flood_close);
     // A peer that answers none of three pings is gone.
     let idle = cfg.keepalive * 3;
+    let mut last_heard = Instant::now();
+    let mut ping = tokio::time::interval_at(last_heard + cfg.keepalive, cfg.keepalive);
     let stop = state.handle.stop.clone();
     loop {
-        let next = tokio::select! {
+        let event = tokio::select! {
+            biased;
+            // Queued frames first, as a separate writer would: a close queued
+            // just before the connection is stopped still goes out.
+            out = outgoing.recv() => Event::Out(out),
             _ = stop.cancelled() => return,
-            next = tokio::time::timeout(idle, stream.next()) => next,
+            next = socket.recv() => Event::In(next),
+            _ = ping.tick() => Event::Tick,
         };
-        let msg = match next {
-            Err(_) => {
-                tracing::debug!(user = %state.identity.user, "peer silent too long");
+        let next = match event {
+            Event::Tick => {
+                if last_heard.elapsed() >= idle {
+                    tracing::debug!(user = %state.identity.user, "peer silent too long");
+                    return;
+                }
+                if !send(socket, Message::Ping(Bytes::new()), &stop).await {
+                    return;
+                }
+                continue;
+            }
+            Event::Out(None) => return,
+            Event::Out(Some(Outbound::Frame(data))) => {
+                if !send(socket, Message::Binary(data), &stop).await {
+                    return;
+                }
+                continue;
+            }
+            Event::Out(Some(Outbound::Close(code, reason))) => {
+                let close = Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                }));
+                let _ = tokio::time::timeout(Duration::from_secs(2), socket.send(close)).await;
                 return;
             }
-            Ok(None) => return,
-            Ok(Some(Err(e))) => {
+            Event::In(next) => next,
+        };
+        let msg = match next {
+            None => return,
+            Some(Err(e)) => {
                 if is_too_big(e) {
+                    // Queued behind what is already waiting; sent next turn.
                     state.handle.close(close_code::TOO_BIG, "frame too large");
+                    drain_until_close(socket, outgoing, &stop).await;
                 }
                 return;
             }
-            Ok(Some(Ok(msg))) => msg,
+            Some(Ok(msg)) => msg,
         };
+        last_heard = Instant::now();
         let data = match msg {
             Message::Binary(data) => Some(data),
             Message::Text(_) => None,
@@ -241,7 +285,7 @@ async fn read_loop(node: &Arc<Node>, state: &mut ConnState, mut stream: SplitStr
             Message::Ping(_) | Message::Pong(_) => continue,
         };
         node.metrics.frames_received_total.inc();
-        let received = Instant::now();
+        let received = last_heard;
         match budget.check(received) {
             Verdict::Pass => {}
             Verdict::Drop(tell) => {
@@ -258,6 +302,7 @@ async fn read_loop(node: &Arc<Node>, state: &mut ConnState, mut stream: SplitStr
             Verdict::Close => {
                 node.metrics.rate_limited_total.inc();
                 state.handle.close(close_code::POLICY, "flooding");
+                drain_until_close(socket, outgoing, &stop).await;
                 return;
             }
         }
@@ -283,11 +328,49 @@ async fn read_loop(node: &Arc<Node>, state: &mut ConnState, mut stream: SplitStr
                     .send(encode(&ServerMsg::Pong(Pong { rid, ts })));
             }
             Ok(frame) => {
-                if let Err(refusal) =
-                    dispatch::handle(node, state, frame.rid, frame.msg, received).await
-                {
+                // Boxed: the dispatch future is large and only lives while a
+                // frame is handled, so an idle connection does not carry it.
+                let handled = Box::pin(dispatch::handle(
+                    node, state, frame.rid, frame.msg, received,
+                ))
+                .await;
+                if let Err(refusal) = handled {
                     state.handle.send(encode(&refusal.to_msg(frame.rid)));
                 }
+            }
+        }
+    }
+}
+
+/// Writes one message unless the connection is stopped first (a client that
+/// does not read can block a write; its full queue then stops it).
+async fn send(socket: &mut WebSocket, message: Message, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        r = socket.send(message) => r.is_ok(),
+        _ = stop.cancelled() => false,
+    }
+}
+
+/// Sends what is queued up to and including a close frame (then stops).
+async fn drain_until_close(
+    socket: &mut WebSocket,
+    outgoing: &mut mpsc::Receiver<Outbound>,
+    stop: &CancellationToken,
+) {
+    while let Ok(out) = outgoing.try_recv() {
+        match out {
+            Outbound::Frame(data) => {
+                if !send(socket, Message::Binary(data), stop).await {
+                    return;
+                }
+            }
+            Outbound::Close(code, reason) => {
+                let close = Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                }));
+                let _ = tokio::time::timeout(Duration::from_secs(2), socket.send(close)).await;
+                return;
             }
         }
     }
@@ -300,45 +383,6 @@ fn is_too_big(e: axum::Error) -> bool {
         inner.downcast_ref::<tungstenite::Error>(),
         Some(tungstenite::Error::Capacity(_))
     )
-}
-
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut outgoing: mpsc::Receiver<Outbound>,
-    stop: CancellationToken,
-    keepalive: Duration,
-) {
-    let mut ping = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
-    loop {
-        let next = tokio::select! {
-            biased;
-            out = outgoing.recv() => out,
-            _ = ping.tick() => Some(Outbound::Frame(Bytes::new())),
-            _ = stop.cancelled() => None,
-        };
-        let message = match next {
-            None => break,
-            // The empty frame is the keepalive tick.
-            Some(Outbound::Frame(data)) if data.is_empty() => Message::Ping(Bytes::new()),
-            Some(Outbound::Frame(data)) => Message::Binary(data),
-            Some(Outbound::Close(code, reason)) => {
-                let close = Message::Close(Some(CloseFrame {
-                    code,
-                    reason: reason.into(),
-                }));
-                let _ = tokio::time::timeout(Duration::from_secs(2), sink.send(close)).await;
-                break;
-            }
-        };
-        let sent = tokio::select! {
-            r = sink.send(message) => r.is_ok(),
-            _ = stop.cancelled() => false,
-        };
-        if !sent {
-            break;
-        }
-    }
-    stop.cancel();
 }
 
 /// Whether `mode` may be queued for (only duels are matched by `queue`).

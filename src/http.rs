@@ -363,7 +363,7 @@ async fn ws_upgrade(
     let node2 = node.clone();
     upgrade
         // Small buffers: tens of thousands of mostly idle connections must stay cheap.
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(512)
         .write_buffer_size(0)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(cfg.max_frame_bytes)
