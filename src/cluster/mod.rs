@@ -203,11 +203,30 @@ impl Cluster {
 
     /// Where a room lives and its mode: `(node, mode)`.
     pub async fn locate_room(&self, room: &str) -> Option<(String, String)> {
-        let value: Option<String> = self
-            .request(redis::cmd("GET").arg(self.key(&["room", room])))
-            .await
-            .ok()?;
-        let (node, mode) = value?
+        // One round trip, and a room whose node stopped beating is nowhere: a command
+        // sent to a dead node's channel would never be answered.
+        let script = Script::new(
+            r"local v = redis.call('GET', KEYS[1])
+              if not v then return false end
+              local node = string.match(v, '^([^|]*)|')
+              if node and redis.call('EXISTS', ARGV[1] .. ':alive:' .. node) == 1 then return v end
+              return false",
+        );
+        let mut conn = self.conn.clone();
+        if !self.is_healthy() {
+            return None;
+        }
+        let answer = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            script
+                .key(self.key(&["room", room]))
+                .arg(&self.prefix)
+                .invoke_async::<Option<String>>(&mut conn),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        let (node, mode) = answer?
             .split_once('|')
             .map(|(n, m)| (n.to_string(), m.to_string()))?;
         Some((node, mode))
