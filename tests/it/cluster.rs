@@ -662,3 +662,36 @@ async fn matches_start_on_the_yaml_policies_while_the_policy_service_is_down() {
     }
     ann.expect("result", |m| is!(m, ServerMsg::Result)).await;
 }
+
+#[tokio::test]
+async fn one_live_connection_per_user_across_the_cluster() {
+    let cluster = ClusterProcs::start(2, &test_redis_url(), &[]).await;
+    let mut first = cluster.connect(0, "ann").await;
+    let mut second = cluster.connect(1, "ann").await;
+    let e = first.expect("error", |m| is!(m, ServerMsg::Error)).await;
+    assert_eq!(e.code, ErrorCode::Replaced);
+    first.closed().await;
+    let rid = second.send(ClientMsg::Ping).await;
+    assert_eq!(
+        second.expect("pong", |m| is!(m, ServerMsg::Pong)).await.rid,
+        Some(rid)
+    );
+    // The cluster counts ann once (node heartbeats carry their connection counts).
+    let mut online = serde_json::Value::Null;
+    for _ in 0..50 {
+        online = cluster
+            .http
+            .get(cluster.nodes[0].url("/telemetry/analytics/active-users"))
+            .send()
+            .await
+            .expect("http")
+            .json()
+            .await
+            .expect("json");
+        if online["online"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(online["online"], 1, "{online}");
+}

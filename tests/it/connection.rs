@@ -220,3 +220,17 @@ async fn over_budget_frames_are_dropped_and_a_flood_is_closed_with_1008() {
     assert_eq!(code, Some(1008));
     assert!(app.node.metrics.rate_limited_total.get() > 20);
 }
+
+#[tokio::test]
+async fn a_newer_connection_replaces_the_older_one() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut first = app.connect("ann").await;
+    let mut second = app.connect("ann").await;
+    expect_error(&mut first, ErrorCode::Replaced, None).await;
+    assert_eq!(first.closed().await, Some(1000));
+    let rid = second.send(ClientMsg::Ping).await;
+    assert_eq!(
+        second.expect("pong", |m| is!(m, ServerMsg::Pong)).await.rid,
+        Some(rid)
+    );
+}
