@@ -19,7 +19,6 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use juno_protocol::{
     decode_client, encode, ClientFrame, ClientMsg, ErrorCode, Mode, Pong, ServerMsg, Welcome,
 };
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -28,7 +27,7 @@ use crate::cluster::{BusMsg, RemoteCmd};
 use crate::dispatch;
 use crate::node::Node;
 use crate::routing;
-use crate::session::{ConnHandle, Outbound};
+use crate::session::{ConnHandle, Outbound, Outgoing};
 
 /// WebSocket close codes the contract uses.
 pub mod close_code {
@@ -62,7 +61,7 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, identity: Identity) {
     }
     if let Some(cluster) = &node.cluster {
         // One live connection per user, cluster-wide: an older one elsewhere is told to go.
-        if let Some(older_at) = cluster.claim_user(&identity.user).await {
+        if let Some(older_at) = Box::pin(cluster.claim_user(&identity.user)).await {
             cluster.send(
                 &older_at,
                 &BusMsg::Kick {
@@ -74,7 +73,7 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, identity: Identity) {
     }
     node.metrics.active_users.set(node.sessions.len() as i64);
 
-    let seats = node.rooms_of(&identity.user).await;
+    let seats = Box::pin(node.rooms_of(&identity.user)).await;
     handle.send(encode(&ServerMsg::Welcome(Welcome {
         user: identity.user.clone(),
         name: identity.name.clone(),
@@ -93,7 +92,7 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, identity: Identity) {
             user: identity.user.clone(),
             node: here.clone(),
         };
-        routing::notify_room(&node, room, cmd).await;
+        Box::pin(routing::notify_room(&node, room, cmd)).await;
     }
     let touch = node.clone();
     let who = identity.clone();
@@ -126,7 +125,7 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, identity: Identity) {
         match &node.cluster {
             Some(cluster) => {
                 cluster.release_user(&user);
-                if let Err(e) = cluster.unqueue(&user).await {
+                if let Err(e) = Box::pin(cluster.unqueue(&user)).await {
                     tracing::debug!(error = %format!("{e:#}"), "withdrawing a queue ticket");
                 }
             }
@@ -134,13 +133,22 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, identity: Identity) {
                 node.matchmaker.remove(&user);
             }
         }
-        for room in node.rooms_of(&user).await {
-            routing::notify_room(&node, &room, RemoteCmd::Disconnected { user: user.clone() })
-                .await;
+        for room in Box::pin(node.rooms_of(&user)).await {
+            Box::pin(routing::notify_room(
+                &node,
+                &room,
+                RemoteCmd::Disconnected { user: user.clone() },
+            ))
+            .await;
         }
     }
     for room in state.spectating {
-        routing::notify_room(&node, &room, RemoteCmd::Unspectate { user: user.clone() }).await;
+        Box::pin(routing::notify_room(
+            &node,
+            &room,
+            RemoteCmd::Unspectate { user: user.clone() },
+        ))
+        .await;
     }
     node.metrics.ws_connections.dec();
     node.metrics.active_users.set(node.sessions.len() as i64);
@@ -209,7 +217,7 @@ impl Budget {
 
 /// What woke the connection's task.
 enum Event {
-    Out(Option<Outbound>),
+    Out(Outbound),
     In(Option<Result<Message, axum::Error>>),
     Tick,
 }
@@ -218,7 +226,7 @@ async fn run_loop(
     node: &Arc<Node>,
     state: &mut ConnState,
     socket: &mut WebSocket,
-    outgoing: &mut mpsc::Receiver<Outbound>,
+    outgoing: &mut Outgoing,
 ) {
     let cfg = &node.config;
     let mut budget = Budget::new(cfg.rate_per_sec, cfg.rate_burst, cfg.flood_close);
@@ -248,19 +256,22 @@ async fn run_loop(
                 }
                 continue;
             }
-            Event::Out(None) => return,
-            Event::Out(Some(Outbound::Frame(data))) => {
+            Event::Out(Outbound::Frame(data)) => {
                 if !send(socket, Message::Binary(data), &stop).await {
                     return;
                 }
                 continue;
             }
-            Event::Out(Some(Outbound::Close(code, reason))) => {
+            Event::Out(Outbound::Close(code, reason)) => {
                 let close = Message::Close(Some(CloseFrame {
                     code,
                     reason: reason.into(),
                 }));
-                let _ = tokio::time::timeout(Duration::from_secs(2), socket.send(close)).await;
+                let _ = Box::pin(tokio::time::timeout(
+                    Duration::from_secs(2),
+                    socket.send(close),
+                ))
+                .await;
                 return;
             }
             Event::In(next) => next,
@@ -271,7 +282,7 @@ async fn run_loop(
                 if is_too_big(e) {
                     // Queued behind what is already waiting; sent next turn.
                     state.handle.close(close_code::TOO_BIG, "frame too large");
-                    drain_until_close(socket, outgoing, &stop).await;
+                    Box::pin(drain_until_close(socket, outgoing, &stop)).await;
                 }
                 return;
             }
@@ -302,7 +313,7 @@ async fn run_loop(
             Verdict::Close => {
                 node.metrics.rate_limited_total.inc();
                 state.handle.close(close_code::POLICY, "flooding");
-                drain_until_close(socket, outgoing, &stop).await;
+                Box::pin(drain_until_close(socket, outgoing, &stop)).await;
                 return;
             }
         }
@@ -354,10 +365,10 @@ async fn send(socket: &mut WebSocket, message: Message, stop: &CancellationToken
 /// Sends what is queued up to and including a close frame (then stops).
 async fn drain_until_close(
     socket: &mut WebSocket,
-    outgoing: &mut mpsc::Receiver<Outbound>,
+    outgoing: &mut Outgoing,
     stop: &CancellationToken,
 ) {
-    while let Ok(out) = outgoing.try_recv() {
+    while let Some(out) = outgoing.try_recv() {
         match out {
             Outbound::Frame(data) => {
                 if !send(socket, Message::Binary(data), stop).await {

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use tokio::sync::mpsc;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// What the writer half of a connection sends.
@@ -26,7 +28,7 @@ pub struct ConnHandle {
     /// Unique per connection, so a stale handle never unregisters its replacement.
     pub id: u64,
     pub user: Arc<str>,
-    tx: mpsc::Sender<Outbound>,
+    queue: Arc<Queue>,
     /// Cancelled to stop both halves of the connection at once.
     pub stop: CancellationToken,
     frames_sent: IntCounter,
@@ -37,12 +39,12 @@ impl ConnHandle {
     /// Queues a frame. A full queue means the client stopped reading: it is
     /// disconnected (its seat is kept for the reconnect window) and `false` returned.
     pub fn send(&self, frame: Bytes) -> bool {
-        match self.tx.try_send(Outbound::Frame(frame)) {
+        match self.queue.push(Outbound::Frame(frame)) {
             Ok(()) => {
                 self.frames_sent.inc();
                 true
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(Refused::Full) => {
                 if !self.stop.is_cancelled() {
                     self.dropped_slow.inc();
                     tracing::info!(user = %self.user, "client not reading its frames: disconnecting");
@@ -50,14 +52,14 @@ impl ConnHandle {
                 }
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(Refused::Closed) => false,
         }
     }
 
     /// Queues a close frame after whatever is queued; if the queue is full the
     /// connection is simply stopped.
     pub fn close(&self, code: u16, reason: &'static str) {
-        if self.tx.try_send(Outbound::Close(code, reason)).is_err() {
+        if self.queue.push(Outbound::Close(code, reason)).is_err() {
             self.stop.cancel();
         }
     }
@@ -83,12 +85,22 @@ impl Sessions {
     }
 
     /// A handle and the receiving end of its queue for a new connection of `user`.
-    pub fn open(&self, user: &str, queue: usize) -> (ConnHandle, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(queue);
+    pub fn open(&self, user: &str, queue: usize) -> (ConnHandle, Outgoing) {
+        let queue = Arc::new(Queue {
+            state: Mutex::new(QueueState {
+                items: VecDeque::new(),
+                closed: false,
+            }),
+            ready: Notify::new(),
+            cap: queue.max(1),
+        });
+        let rx = Outgoing {
+            queue: queue.clone(),
+        };
         let handle = ConnHandle {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             user: Arc::from(user),
-            tx,
+            queue,
             stop: CancellationToken::new(),
             frames_sent: self.frames_sent.clone(),
             dropped_slow: self.dropped_slow.clone(),
@@ -131,5 +143,90 @@ impl Sessions {
     /// A snapshot of every live connection (for pushes to everyone and for drain).
     pub fn all(&self) -> Vec<ConnHandle> {
         self.by_user.iter().map(|e| e.value().clone()).collect()
+    }
+}
+
+/// A connection's bounded queue of outgoing frames. Not a tokio mpsc channel:
+/// that allocates a block of 32 slots (about 1 KiB) per connection up front,
+/// while this one holds nothing while idle.
+#[derive(Debug)]
+struct Queue {
+    state: Mutex<QueueState>,
+    ready: Notify,
+    cap: usize,
+}
+
+#[derive(Debug)]
+struct QueueState {
+    items: VecDeque<Outbound>,
+    /// The receiving end is gone.
+    closed: bool,
+}
+
+enum Refused {
+    Full,
+    Closed,
+}
+
+/// Capacity an emptied queue may keep; a burst's larger buffer is given back.
+const KEPT_CAPACITY: usize = 16;
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        // A panic while holding this lock leaves the queue consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, out: Outbound) -> Result<(), Refused> {
+        {
+            let mut state = self.lock();
+            if state.closed {
+                return Err(Refused::Closed);
+            }
+            if state.items.len() >= self.cap {
+                return Err(Refused::Full);
+            }
+            state.items.push_back(out);
+        }
+        self.ready.notify_one();
+        Ok(())
+    }
+}
+
+/// The receiving end of a connection's queue (its task's).
+#[derive(Debug)]
+pub struct Outgoing {
+    queue: Arc<Queue>,
+}
+
+impl Outgoing {
+    /// The next queued frame, waiting for one. Cancel-safe.
+    pub async fn recv(&mut self) -> Outbound {
+        loop {
+            if let Some(out) = self.try_recv() {
+                return out;
+            }
+            // `notify_one` keeps a permit when nobody waits, so a frame pushed
+            // between the check above and this wait is not missed.
+            self.queue.ready.notified().await;
+        }
+    }
+
+    /// The next queued frame, if any.
+    pub fn try_recv(&mut self) -> Option<Outbound> {
+        let mut state = self.queue.lock();
+        let out = state.items.pop_front();
+        if state.items.is_empty() && state.items.capacity() > KEPT_CAPACITY {
+            state.items = VecDeque::new();
+        }
+        out
+    }
+}
+
+impl Drop for Outgoing {
+    fn drop(&mut self) {
+        let mut state = self.queue.lock();
+        state.closed = true;
+        state.items = VecDeque::new();
     }
 }
