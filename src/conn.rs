@@ -368,7 +368,7 @@ async fn drain_until_close(
     outgoing: &mut Outgoing,
     stop: &CancellationToken,
 ) {
-    while let Some(out) = outgoing.try_recv() {
+    while let Ok(out) = outgoing.try_recv() {
         match out {
             Outbound::Frame(data) => {
                 if !send(socket, Message::Binary(data), stop).await {

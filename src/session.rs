@@ -11,6 +11,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -203,7 +204,7 @@ impl Outgoing {
     /// The next queued frame, waiting for one. Cancel-safe.
     pub async fn recv(&mut self) -> Outbound {
         loop {
-            if let Some(out) = self.try_recv() {
+            if let Ok(out) = self.try_recv() {
                 return out;
             }
             // `notify_one` keeps a permit when nobody waits, so a frame pushed
@@ -212,14 +213,14 @@ impl Outgoing {
         }
     }
 
-    /// The next queued frame, if any.
-    pub fn try_recv(&mut self) -> Option<Outbound> {
+    /// The next queued frame, if any (`TryRecvError::Empty` otherwise, as with tokio's mpsc).
+    pub fn try_recv(&mut self) -> Result<Outbound, TryRecvError> {
         let mut state = self.queue.lock();
         let out = state.items.pop_front();
         if state.items.is_empty() && state.items.capacity() > KEPT_CAPACITY {
             state.items = VecDeque::new();
         }
-        out
+        out.ok_or(TryRecvError::Empty)
     }
 }
 
