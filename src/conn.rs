@@ -94,17 +94,7 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, identity: Identity) {
         };
         Box::pin(routing::notify_room(&node, room, cmd)).await;
     }
-    let touch = node.clone();
-    let who = identity.clone();
-    tokio::spawn(async move {
-        if let Err(e) = touch
-            .store
-            .touch_user(&who.user, &who.name, chrono::Utc::now())
-            .await
-        {
-            tracing::warn!(error = %format!("{e:#}"), "recording login");
-        }
-    });
+    node.logins.record(&identity.user, &identity.name);
 
     let mut state = ConnState {
         handle: handle.clone(),

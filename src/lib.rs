@@ -11,6 +11,7 @@ pub mod dispatch;
 pub mod drain;
 pub mod flags;
 pub mod http;
+pub mod logins;
 pub mod matching;
 pub mod matchmaker;
 pub mod metrics;

@@ -20,6 +20,7 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::difficulty::{Difficulty, PlayerStats};
 use crate::flags::FlagSet;
+use crate::logins::Logins;
 use crate::matchmaker::Matchmaker;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
@@ -92,6 +93,8 @@ pub struct Node {
     pub matchmaker: Matchmaker,
     flags: RwLock<FlagSet>,
     pub outbox: Outbox,
+    /// Batches login records (users, last_login, session telemetry).
+    pub logins: Logins,
     /// Set in cluster mode: Redis directories and the bus to other nodes.
     pub cluster: Option<Arc<Cluster>>,
     /// Picks a match's questions for its players (flag `hrm_trm`; `mangle_zpd` asks the service).
@@ -118,6 +121,7 @@ impl Node {
             metrics.slow_consumers_total.clone(),
         );
         let outbox = Outbox::new(metrics.outbox_pending.clone());
+        let logins = Logins::start(store.clone());
         Arc::new(Node {
             config,
             auth,
@@ -130,6 +134,7 @@ impl Node {
             matchmaker: Matchmaker::default(),
             flags: RwLock::new(flags),
             outbox,
+            logins,
             cluster,
             difficulty,
             draining: AtomicBool::new(false),

@@ -172,23 +172,39 @@ impl Store {
         Ok(())
     }
 
-    /// Creates the user on first sight, records the login and a `session_start` event.
-    pub async fn touch_user(
+    /// Creates users on first sight and records their logins with a
+    /// `session_start` event each: one transaction, two statements per batch.
+    pub async fn record_logins(
         &self,
-        user: &str,
-        name: &str,
-        at: DateTime<Utc>,
+        logins: &[(String, String, DateTime<Utc>)],
     ) -> anyhow::Result<()> {
-        let upsert = "INSERT INTO users (user_id, name, created_at, last_login) VALUES ($1, $2, $3, $3)
-                      ON CONFLICT (user_id) DO UPDATE SET name = excluded.name, last_login = excluded.last_login";
-        let event = "INSERT INTO telemetry_events (user_id, event, created_at) VALUES ($1, 'session_start', $2)";
+        // One row per user in the upsert: a statement may not update a row twice.
+        let mut latest: std::collections::BTreeMap<&str, (&str, DateTime<Utc>)> =
+            Default::default();
+        for (user, name, at) in logins {
+            latest.insert(user, (name, *at));
+        }
+        let users: Vec<_> = latest.into_iter().collect();
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query(upsert).bind(user).bind(name).bind(at).execute(&mut *tx).await?;
-            sqlx::query(event).bind(user).bind(at).execute(&mut *tx).await?;
+            for chunk in users.chunks(USERS_PER_STATEMENT) {
+                let mut upsert = QueryBuilder::new("INSERT INTO users (user_id, name, created_at, last_login) ");
+                upsert.push_values(chunk, |mut row, (user, (name, at))| {
+                    row.push_bind(*user).push_bind(*name).push_bind(*at).push_bind(*at);
+                });
+                upsert.push(" ON CONFLICT (user_id) DO UPDATE SET name = excluded.name, last_login = excluded.last_login");
+                upsert.build().execute(&mut *tx).await?;
+            }
+            for chunk in logins.chunks(USERS_PER_STATEMENT) {
+                let mut events = QueryBuilder::new("INSERT INTO telemetry_events (user_id, event, created_at) ");
+                events.push_values(chunk, |mut row, (user, _, at)| {
+                    row.push_bind(user).push_bind("session_start").push_bind(*at);
+                });
+                events.build().execute(&mut *tx).await?;
+            }
             tx.commit().await
         })
-        .context("writing user")?;
+        .context("recording logins")?;
         Ok(())
     }
 }
