@@ -209,7 +209,6 @@ impl Budget {
 enum Event {
     Out(Outbound),
     In(Option<Result<Message, axum::Error>>),
-    Tick,
 }
 
 async fn run_loop(
@@ -223,7 +222,6 @@ async fn run_loop(
     // A peer that answers none of three pings is gone.
     let idle = cfg.keepalive * 3;
     let mut last_heard = Instant::now();
-    let mut ping = tokio::time::interval_at(last_heard + cfg.keepalive, cfg.keepalive);
     let stop = state.handle.stop.clone();
     loop {
         let event = tokio::select! {
@@ -232,11 +230,10 @@ async fn run_loop(
             // just before the connection is stopped still goes out.
             out = outgoing.recv() => Event::Out(out),
             _ = stop.cancelled() => return,
-            next = socket.recv() => Event::In(next),
-            _ = ping.tick() => Event::Tick,
+                        next = socket.recv() => Event::In(next),
         };
         let next = match event {
-            Event::Tick => {
+            Event::Out(Outbound::Ping) => {
                 if last_heard.elapsed() >= idle {
                     tracing::debug!(user = %state.identity.user, "peer silent too long");
                     return;
@@ -373,6 +370,7 @@ async fn drain_until_close(
                 let _ = tokio::time::timeout(Duration::from_secs(2), socket.send(close)).await;
                 return;
             }
+            Outbound::Ping => {}
         }
     }
 }

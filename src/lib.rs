@@ -76,6 +76,7 @@ impl Server {
             cluster.start(&node);
         }
         matching::spawn_rematch(&node);
+        spawn_keepalive(&node);
         let outbox_stop = CancellationToken::new();
         let on_written = {
             let node = Arc::downgrade(&node);
@@ -150,6 +151,24 @@ pub async fn run(
         drain::drain(node).await;
     });
     server.wait().await
+}
+
+/// Pings every connection each `JUNO_KEEPALIVE_SECS` from one task (a peer silent
+/// for three rounds is dropped by its connection), instead of a timer per connection.
+fn spawn_keepalive(node: &Arc<Node>) {
+    let weak = Arc::downgrade(node);
+    let every = node.config.keepalive;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tick.tick().await;
+            let Some(node) = weak.upgrade() else { return };
+            if node.shutdown.is_cancelled() {
+                return;
+            }
+            node.sessions.ping_all();
+        }
+    });
 }
 
 /// Where unwritten results are kept across a restart: beside the embedded database,

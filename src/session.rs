@@ -19,6 +19,9 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug)]
 pub enum Outbound {
     Frame(Bytes),
+    /// Keepalive: send a WebSocket ping, or stop if the peer has been silent too long.
+    /// One node-wide sweep queues these, so an idle connection carries no timer.
+    Ping,
     /// Send a close frame with this code and reason, then stop.
     Close(u16, &'static str),
 }
@@ -55,6 +58,11 @@ impl ConnHandle {
             }
             Err(Refused::Closed) => false,
         }
+    }
+
+    /// Queues a keepalive ping (a full queue already means the client is being cut off).
+    pub fn ping(&self) {
+        let _ = self.queue.push(Outbound::Ping);
     }
 
     /// Queues a close frame after whatever is queued; if the queue is full the
@@ -123,6 +131,13 @@ impl Sessions {
 
     pub fn get(&self, user: &str) -> Option<ConnHandle> {
         self.by_user.get(user).map(|h| h.clone())
+    }
+
+    /// Queues a keepalive ping on every live connection.
+    pub fn ping_all(&self) {
+        for entry in self.by_user.iter() {
+            entry.value().ping();
+        }
     }
 
     /// Sends a frame to the user's live connection, if any.

@@ -234,3 +234,29 @@ async fn a_newer_connection_replaces_the_older_one() {
         Some(rid)
     );
 }
+
+#[tokio::test]
+async fn the_server_pings_and_drops_a_silent_peer() {
+    let app = spawn_with(Backend::Sqlite, |c| c.keepalive = Duration::from_secs(1)).await;
+    let mut live = app.connect("live").await;
+    let _silent = app.connect("silent").await;
+    let mut pings = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(4500);
+    // Reading answers pings (tungstenite pongs automatically), so `live` stays.
+    while let Ok(Some(Ok(frame))) =
+        tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut live.ws)).await
+    {
+        if matches!(frame, Message::Ping(_)) {
+            pings += 1;
+        }
+    }
+    assert!(pings >= 3, "one ping a second: {pings}");
+    assert!(
+        app.node.sessions.get("live").is_some(),
+        "a peer that answers stays"
+    );
+    assert!(
+        app.node.sessions.get("silent").is_none(),
+        "a peer silent for three pings is dropped"
+    );
+}
