@@ -47,29 +47,9 @@ pub use report::{Percentiles, Report};
 /// processes (the open-file limit here is 20,000 per process).
 pub const DEFAULT_PER_PROCESS: usize = 18_000;
 
-/// Match pace for the scenarios that create their rooms (sent as `create.options`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pace {
-    /// Questions per match.
-    pub questions: u32,
-    /// Time to answer one question (≥ 100).
-    pub question_ms: u64,
-    /// From the start to the first question.
-    pub countdown_ms: u64,
-    /// From a round's close to the next question.
-    pub between_ms: u64,
-}
-
-impl Default for Pace {
-    fn default() -> Self {
-        Pace {
-            questions: 5,
-            question_ms: 3_000,
-            countdown_ms: 1_000,
-            between_ms: 500,
-        }
-    }
-}
+/// Match pace for the scenarios that create their rooms (sent as `create.options`):
+/// the same shape as a node's default pace.
+pub use juno_rooms::Pace;
 
 /// How scripted players answer.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
