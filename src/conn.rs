@@ -43,6 +43,10 @@ pub struct ConnState {
     pub identity: Identity,
     /// Rooms this connection spectates, to leave them when it ends.
     pub spectating: HashSet<String>,
+    /// Where recently used rooms on other nodes live, so a match's answers do not
+    /// each ask Redis again (see [`routing::locate_cached`]). Empty, and so free,
+    /// for a connection that plays on its own node.
+    pub remote_rooms: routing::RemoteRooms,
 }
 
 /// Serves one upgraded connection until it closes.
@@ -100,6 +104,7 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, identity: Identity) {
         handle: handle.clone(),
         identity,
         spectating: HashSet::new(),
+        remote_rooms: Default::default(),
     };
     let mut socket = socket;
     let mut outgoing = outgoing;

@@ -15,7 +15,7 @@ use crate::conn::ConnState;
 use crate::matching;
 use crate::node::{new_room_id, Node, Refusal, RoomStart};
 use crate::room_host::{Action, Reply, RoomCmd};
-use crate::routing::{locate, RoomAt};
+use crate::routing::{locate_cached, RoomAt};
 
 /// Handles one decoded frame. An `Err` is answered as an `error` echoing `rid`;
 /// on success the answer has been sent (or will be, by the room).
@@ -66,7 +66,7 @@ pub async fn handle(
         ClientMsg::Start { room } => (room, Action::Start),
         ClientMsg::Answer { room, q, choice } => (room, Action::Answer { q, choice }),
     };
-    let (target, mode) = match locate(node, &room).await? {
+    let (target, mode) = match locate_cached(node, &mut state.remote_rooms, &room).await? {
         RoomAt::Here(tx, mode) => (Ok(tx), mode),
         RoomAt::There(owner, mode) => (Err(owner), mode),
     };

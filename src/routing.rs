@@ -39,6 +39,37 @@ pub async fn locate(node: &Node, room: &str) -> Result<RoomAt, Refusal> {
     ))
 }
 
+/// Rooms on other nodes one connection used lately: room → (node, mode, looked up at).
+pub type RemoteRooms = std::collections::HashMap<String, (String, Mode, Instant)>;
+
+/// How long a looked-up location of a room on another node is trusted. Shorter than
+/// a node's heartbeat TTL, so commands stop going to a dead node soon after it dies.
+const REMOTE_ROOM_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// [`locate`], remembering rooms on other nodes for [`REMOTE_ROOM_TTL`]: a remote
+/// player's answers cost one Redis lookup every couple of seconds, not one each.
+/// (A room that ended meanwhile still answers: its old node replies `not_found`.)
+pub async fn locate_cached(
+    node: &Node,
+    cache: &mut RemoteRooms,
+    room: &str,
+) -> Result<RoomAt, Refusal> {
+    if let Some(h) = node.rooms.get(room) {
+        return Ok(RoomAt::Here(h.tx.clone(), h.mode));
+    }
+    if let Some((owner, mode, at)) = cache.get(room) {
+        if at.elapsed() < REMOTE_ROOM_TTL {
+            return Ok(RoomAt::There(owner.clone(), *mode));
+        }
+    }
+    let found = locate(node, room).await;
+    cache.retain(|_, (_, _, at)| at.elapsed() < REMOTE_ROOM_TTL);
+    if let Ok(RoomAt::There(owner, mode)) = &found {
+        cache.insert(room.to_string(), (owner.clone(), *mode, Instant::now()));
+    }
+    found
+}
+
 /// Tells a room (wherever it is) something about `user` that needs no answer.
 pub async fn notify_room(node: &Node, room: &str, cmd: RemoteCmd) {
     match locate(node, room).await {
