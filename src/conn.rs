@@ -388,8 +388,3 @@ fn is_too_big(e: axum::Error) -> bool {
         Some(tungstenite::Error::Capacity(_))
     )
 }
-
-/// Whether `mode` may be queued for (only duels are matched by `queue`).
-pub fn queueable(mode: Mode) -> bool {
-    mode == Mode::Duel
-}

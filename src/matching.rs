@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use juno_protocol::{encode, ErrorCode, Mode, PlayerRef, RoomOptions, ServerMsg};
 
-use crate::conn::{queueable, ConnState};
+use crate::conn::ConnState;
 use crate::dispatch::{check_unseated, mission};
 use crate::node::{new_room_id, Node, Refusal, RoomStart};
 
@@ -25,7 +25,8 @@ pub async fn queue(
     mission_id: &str,
 ) -> Result<(), Refusal> {
     let user = &state.identity.user;
-    if !queueable(mode) {
+    // Only duels are matched by `queue`; other rooms are created and joined.
+    if mode != Mode::Duel {
         return Err(Refusal::new(
             ErrorCode::Invalid,
             "queue supports mode 'duel'; create other rooms",
