@@ -17,7 +17,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use juno_protocol::{
-    decode_client, encode, ClientFrame, ClientMsg, ErrorCode, Mode, Pong, ServerMsg, Welcome,
+    decode_client, encode, ClientFrame, ClientMsg, ErrorCode, Pong, ServerMsg, Welcome,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
