@@ -190,16 +190,15 @@ async fn a_flag_changed_on_one_node_reaches_clients_of_the_others() {
         "pushed within a second: {:?}",
         changed.elapsed()
     );
-    let refused = on3
-        .request(ClientMsg::Create {
+    assert_eq!(
+        on3.refusal(ClientMsg::Create {
             mode: Mode::BattleRoyale,
             mission: "demo".into(),
             options: None,
         })
-        .await;
-    assert_eq!(
-        refused.expect_err("disabled everywhere").code,
-        ErrorCode::FeatureDisabled
+        .await,
+        ErrorCode::FeatureDisabled,
+        "disabled everywhere"
     );
 }
 

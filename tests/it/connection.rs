@@ -97,8 +97,8 @@ async fn bad_input_is_answered_and_the_connection_stays_usable() {
     c.send_bytes(wrong_type).await;
     expect_error(&mut c, ErrorCode::Invalid, Some(10)).await;
 
-    let bad_option = c
-        .request(ClientMsg::Create {
+    assert_eq!(
+        c.refusal(ClientMsg::Create {
             mode: juno_protocol::Mode::Duel,
             mission: "demo".into(),
             options: Some(juno_protocol::RoomOptions {
@@ -106,36 +106,38 @@ async fn bad_input_is_answered_and_the_connection_stays_usable() {
                 ..Default::default()
             }),
         })
-        .await;
-    assert_eq!(
-        bad_option.expect_err("question_ms 5 is out of range").code,
-        ErrorCode::Invalid
+        .await,
+        ErrorCode::Invalid,
+        "question_ms 5 is out of range"
     );
 
-    let no_room = c
-        .request(ClientMsg::Join {
+    assert_eq!(
+        c.refusal(ClientMsg::Join {
             room: "nope".into(),
         })
-        .await;
-    assert_eq!(no_room.expect_err("unknown room").code, ErrorCode::NotFound);
-    let no_mission = c
-        .request(ClientMsg::Queue {
+        .await,
+        ErrorCode::NotFound,
+        "unknown room"
+    );
+    assert_eq!(
+        c.refusal(ClientMsg::Queue {
             mode: juno_protocol::Mode::Duel,
             mission: "nope".into(),
         })
-        .await;
-    assert_eq!(
-        no_mission.expect_err("unknown mission").code,
-        ErrorCode::NotFound
+        .await,
+        ErrorCode::NotFound,
+        "unknown mission"
     );
-    let not_in = c
-        .request(ClientMsg::Answer {
+    assert_eq!(
+        c.refusal(ClientMsg::Answer {
             room: "nope".into(),
             q: 0,
             choice: 0,
         })
-        .await;
-    assert_eq!(not_in.expect_err("unknown room").code, ErrorCode::NotFound);
+        .await,
+        ErrorCode::NotFound,
+        "unknown room"
+    );
 
     // Still usable: extra keys are ignored.
     let ping =

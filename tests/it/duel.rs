@@ -86,16 +86,15 @@ async fn full_duel(backend: Backend) {
         })
         .await
         .expect("ann answers");
-        let again = ann
-            .request(ClientMsg::Answer {
+        assert_eq!(
+            ann.refusal(ClientMsg::Answer {
                 room: room.clone(),
                 q,
                 choice: right,
             })
-            .await;
-        assert_eq!(
-            again.expect_err("second answer").code,
-            ErrorCode::AlreadyAnswered
+            .await,
+            ErrorCode::AlreadyAnswered,
+            "second answer"
         );
         bob.request(ClientMsg::Answer {
             room: room.clone(),
@@ -124,14 +123,16 @@ async fn full_duel(backend: Backend) {
             (bob_score.gained, bob_score.score, bob_score.rank),
             (0, 0, 2)
         );
-        let late = bob
-            .request(ClientMsg::Answer {
+        assert_eq!(
+            bob.refusal(ClientMsg::Answer {
                 room: room.clone(),
                 q,
                 choice: right,
             })
-            .await;
-        assert_eq!(late.expect_err("round closed").code, ErrorCode::TooLate);
+            .await,
+            ErrorCode::TooLate,
+            "round closed"
+        );
     }
     let result = ann.expect("result", |m| is!(m, ServerMsg::Result)).await;
     assert_eq!(result.winner.as_deref(), Some("ann"));
@@ -289,16 +290,15 @@ async fn a_spectator_sees_every_question_round_and_result() {
     bob.request(ClientMsg::Join { room: room.clone() })
         .await
         .expect("join");
-    let answer = eve
-        .request(ClientMsg::Answer {
+    assert_eq!(
+        eve.refusal(ClientMsg::Answer {
             room: room.clone(),
             q: 0,
             choice: 0,
         })
-        .await;
-    assert_eq!(
-        answer.expect_err("spectators cannot answer").code,
-        ErrorCode::NotInRoom
+        .await,
+        ErrorCode::NotInRoom,
+        "spectators cannot answer"
     );
     for q in 0..3 {
         let qa = question(&mut ann, q).await;
@@ -421,26 +421,24 @@ async fn a_disabled_duel_flag_is_pushed_and_refuses_new_duels() {
     assert_eq!(app.admin_put_flag("pvp_duels", false).await, 200);
     let flags = ann.expect("flags", |m| is!(m, ServerMsg::Flags)).await;
     assert_eq!(flags.flags.get("pvp_duels"), Some(&false));
-    let queued = ann
-        .request(ClientMsg::Queue {
+    assert_eq!(
+        ann.refusal(ClientMsg::Queue {
             mode: Mode::Duel,
             mission: "demo".into(),
         })
-        .await;
-    assert_eq!(
-        queued.expect_err("disabled").code,
-        ErrorCode::FeatureDisabled
+        .await,
+        ErrorCode::FeatureDisabled,
+        "disabled"
     );
-    let created = ann
-        .request(ClientMsg::Create {
+    assert_eq!(
+        ann.refusal(ClientMsg::Create {
             mode: Mode::Duel,
             mission: "demo".into(),
             options: None,
         })
-        .await;
-    assert_eq!(
-        created.expect_err("disabled").code,
-        ErrorCode::FeatureDisabled
+        .await,
+        ErrorCode::FeatureDisabled,
+        "disabled"
     );
     let late = app.connect("bob").await;
     assert_eq!(late.welcome.flags.get("pvp_duels"), Some(&false));

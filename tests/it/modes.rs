@@ -298,15 +298,13 @@ async fn each_mode_is_refused_while_its_flag_is_off() {
         (Mode::Tournament, "tournaments"),
     ] {
         assert_eq!(app.admin_put_flag(flag, false).await, 200);
-        let refused = c
-            .request(ClientMsg::Create {
+        assert_eq!(
+            c.refusal(ClientMsg::Create {
                 mode,
                 mission: "demo".into(),
                 options: None,
             })
-            .await;
-        assert_eq!(
-            refused.expect_err("flag off").code,
+            .await,
             ErrorCode::FeatureDisabled,
             "{mode:?}"
         );

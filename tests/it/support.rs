@@ -329,6 +329,14 @@ impl Client {
         .await
     }
 
+    /// Sends `msg` expecting a refusal; returns its error code.
+    pub async fn refusal(&mut self, msg: ClientMsg) -> juno_protocol::ErrorCode {
+        match self.request(msg).await {
+            Ok(ok) => panic!("{}: expected an error, got {ok:?}", self.user),
+            Err(e) => e.code,
+        }
+    }
+
     /// Creates a room of `mode` for the demo mission; returns its id.
     pub async fn create_room(
         &mut self,
