@@ -362,8 +362,10 @@ async fn ws_upgrade(
     let cfg = &node.config;
     let node2 = node.clone();
     upgrade
-        // Small buffers: tens of thousands of mostly idle connections must stay cheap.
-        .read_buffer_size(512)
+        // Small buffers: tens of thousands of mostly idle connections must stay
+        // cheap. Client frames are tens of bytes (an answer is about 30); a rare
+        // larger one simply takes more than one read.
+        .read_buffer_size(256)
         .write_buffer_size(0)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(cfg.max_frame_bytes)

@@ -2,18 +2,15 @@
 //! each reached through a bounded queue of encoded frames so that a client
 //! that cannot keep up is cut off instead of slowing anybody else down.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use prometheus::IntCounter;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use std::collections::VecDeque;
-use std::sync::Mutex;
-use tokio::sync::mpsc::error::TryRecvError;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+use futures_util::task::AtomicWaker;
+use prometheus::IntCounter;
 
 /// What the writer half of a connection sends.
 #[derive(Debug)]
@@ -33,8 +30,6 @@ pub struct ConnHandle {
     pub id: u64,
     pub user: Arc<str>,
     queue: Arc<Queue>,
-    /// Cancelled to stop both halves of the connection at once.
-    pub stop: CancellationToken,
     frames_sent: IntCounter,
     dropped_slow: IntCounter,
 }
@@ -49,10 +44,9 @@ impl ConnHandle {
                 true
             }
             Err(Refused::Full) => {
-                if !self.stop.is_cancelled() {
+                if self.queue.stop() {
                     self.dropped_slow.inc();
                     tracing::info!(user = %self.user, "client not reading its frames: disconnecting");
-                    self.stop.cancel();
                 }
                 false
             }
@@ -69,8 +63,14 @@ impl ConnHandle {
     /// connection is simply stopped.
     pub fn close(&self, code: u16, reason: &'static str) {
         if self.queue.push(Outbound::Close(code, reason)).is_err() {
-            self.stop.cancel();
+            self.queue.stop();
         }
+    }
+
+    /// Stops the connection now: its task ends without sending what is still queued
+    /// (and without finishing a socket write that is stuck).
+    pub fn stop(&self) {
+        self.queue.stop();
     }
 }
 
@@ -99,8 +99,9 @@ impl Sessions {
             state: Mutex::new(QueueState {
                 items: VecDeque::new(),
                 closed: false,
+                stopped: false,
             }),
-            ready: Notify::new(),
+            ready: AtomicWaker::new(),
             cap: queue.max(1),
         });
         let rx = Outgoing {
@@ -110,7 +111,6 @@ impl Sessions {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             user: Arc::from(user),
             queue,
-            stop: CancellationToken::new(),
             frames_sent: self.frames_sent.clone(),
             dropped_slow: self.dropped_slow.clone(),
         };
@@ -162,13 +162,15 @@ impl Sessions {
     }
 }
 
-/// A connection's bounded queue of outgoing frames. Not a tokio mpsc channel:
-/// that allocates a block of 32 slots (about 1 KiB) per connection up front,
-/// while this one holds nothing while idle.
+/// A connection's bounded queue of outgoing frames, and its stop switch. Not a
+/// tokio mpsc channel plus a cancellation token: the channel allocates a block of
+/// 32 slots (about 1 KiB) per connection up front and the token another node,
+/// while this holds nothing while idle, and the connection's task waits on it
+/// through one registered waker instead of a stored future per wait.
 #[derive(Debug)]
 struct Queue {
     state: Mutex<QueueState>,
-    ready: Notify,
+    ready: AtomicWaker,
     cap: usize,
 }
 
@@ -177,6 +179,8 @@ struct QueueState {
     items: VecDeque<Outbound>,
     /// The receiving end is gone.
     closed: bool,
+    /// The connection is to end now.
+    stopped: bool,
 }
 
 enum Refused {
@@ -196,7 +200,7 @@ impl Queue {
     fn push(&self, out: Outbound) -> Result<(), Refused> {
         {
             let mut state = self.lock();
-            if state.closed {
+            if state.closed || state.stopped {
                 return Err(Refused::Closed);
             }
             if state.items.len() >= self.cap {
@@ -204,9 +208,27 @@ impl Queue {
             }
             state.items.push_back(out);
         }
-        self.ready.notify_one();
+        self.ready.wake();
         Ok(())
     }
+
+    /// Sets the stop switch; `true` if this call set it.
+    fn stop(&self) -> bool {
+        let first = {
+            let mut state = self.lock();
+            !std::mem::replace(&mut state.stopped, true)
+        };
+        self.ready.wake();
+        first
+    }
+}
+
+/// What the connection's task takes from its queue.
+#[derive(Debug)]
+pub enum Next {
+    Out(Outbound),
+    /// Stopped: end the connection now.
+    Stop,
 }
 
 /// The receiving end of a connection's queue (its task's).
@@ -216,26 +238,41 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    /// The next queued frame, waiting for one. Cancel-safe.
-    pub async fn recv(&mut self) -> Outbound {
-        loop {
-            if let Ok(out) = self.try_recv() {
-                return out;
-            }
-            // `notify_one` keeps a permit when nobody waits, so a frame pushed
-            // between the check above and this wait is not missed.
-            self.queue.ready.notified().await;
-        }
-    }
-
-    /// The next queued frame, if any (`TryRecvError::Empty` otherwise, as with tokio's mpsc).
-    pub fn try_recv(&mut self) -> Result<Outbound, TryRecvError> {
+    /// The next queued frame or the stop, without waiting.
+    pub fn try_next(&mut self) -> Option<Next> {
         let mut state = self.queue.lock();
+        if state.stopped {
+            return Some(Next::Stop);
+        }
         let out = state.items.pop_front();
         if state.items.is_empty() && state.items.capacity() > KEPT_CAPACITY {
             state.items = VecDeque::new();
         }
-        out.ok_or(TryRecvError::Empty)
+        out.map(Next::Out)
+    }
+
+    /// The next queued frame or the stop; otherwise the task is woken when there is one.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Next> {
+        if let Some(next) = self.try_next() {
+            return Poll::Ready(next);
+        }
+        self.queue.ready.register(cx.waker());
+        // A push between the check above and the registration woke nobody.
+        match self.try_next() {
+            Some(next) => Poll::Ready(next),
+            None => Poll::Pending,
+        }
+    }
+
+    /// Whether the connection is stopped; otherwise the task is woken when it is
+    /// (or when a frame is queued).
+    pub fn poll_stop(&mut self, cx: &mut Context<'_>) -> Poll<Next> {
+        self.queue.ready.register(cx.waker());
+        if self.queue.lock().stopped {
+            Poll::Ready(Next::Stop)
+        } else {
+            Poll::Pending
+        }
     }
 }
 
