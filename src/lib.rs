@@ -26,6 +26,7 @@ pub mod session;
 pub mod stats;
 pub mod store;
 
+use axum::serve::ListenerExt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -109,6 +110,14 @@ impl Server {
         let app = http::router(node.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let stop = node.shutdown.clone();
         let serving = tokio::spawn(async move {
+            // Frames are small and latency-bound: Nagle's algorithm would hold a
+            // frame back until the previous one is acknowledged, and the peer may
+            // delay that acknowledgement by up to 40 ms.
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "setting TCP_NODELAY");
+                }
+            });
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await;
