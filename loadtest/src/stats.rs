@@ -182,6 +182,19 @@ impl Stats {
             .iter()
             .map(|(k, v)| (k.clone(), *v))
             .collect();
+        if std::env::var_os("LT_SPANS").is_some() {
+            let mut v: Vec<_> = spans.iter().collect();
+            v.sort_by_key(|(_, s)| s.first);
+            let t0 = v.first().map_or(0, |(_, s)| s.first);
+            for ((room, kind, n), s) in v {
+                eprintln!(
+                    "{:>8.1} {room} {kind:<8} {n:>8} skew {:>8.1} ms n={}",
+                    (s.first - t0) as f64 / 1000.0,
+                    (s.last - s.first) as f64 / 1000.0,
+                    s.recipients
+                );
+            }
+        }
         let skew =
             report::skew_histogram(spans.iter().map(|(_, s)| (s.first, s.last, s.recipients)));
         let sent = get(&self.frames_sent);

@@ -142,9 +142,11 @@ pub async fn run_split(
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, mut rx) = watch::channel(RoomId::Pending);
         let ctx = host_ctx.clone();
-        host_task = Some(tokio::spawn(
-            async move { raid::host(&ctx, &params, &tx).await },
-        ));
+        // The workers' clients are in other processes: the host waits for nobody.
+        let teardown = crate::scenarios::Teardown::new(1);
+        host_task = Some(tokio::spawn(async move {
+            raid::host(&ctx, &params, &tx, &teardown).await
+        }));
         room = Some(
             room_id(&host_ctx, &mut rx)
                 .await

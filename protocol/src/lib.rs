@@ -13,7 +13,10 @@ pub mod limits;
 pub mod messages;
 pub mod mission;
 
-pub use codec::{decode_client, decode_server, encode, encode_client, ClientFrame, DecodeError};
+pub use codec::{
+    decode_client, decode_server, encode, encode_client, glance_server, ClientFrame, DecodeError,
+    ServerGlance,
+};
 pub use error::ErrorCode;
 pub use messages::*;
 pub use mission::{Mission, MissionError, Question};

@@ -447,6 +447,26 @@ fn server_messages_round_trip() {
 }
 
 #[test]
+fn every_server_message_can_be_glanced() {
+    for (msg, _) in server_samples() {
+        let g = glance_server(&encode(&msg)).unwrap_or_else(|e| panic!("{msg:?}: {e}"));
+        assert_eq!(g.t, msg.type_name(), "{msg:?}");
+        let (room, q, hp) = match &msg {
+            ServerMsg::Question(m) => (Some(&m.room), Some(m.q), None),
+            ServerMsg::Round(m) => (Some(&m.room), Some(m.q), None),
+            ServerMsg::Boss(m) => (Some(&m.room), None, Some(m.hp)),
+            ServerMsg::Result(m) => (Some(&m.room), None, None),
+            _ => (g.room.as_ref(), g.q, g.hp),
+        };
+        assert_eq!((g.room.as_ref(), g.q, g.hp), (room, q, hp), "{msg:?}");
+        if let ServerMsg::Error(e) = &msg {
+            assert_eq!(g.code.as_deref(), Some(e.code.as_str()));
+            assert_eq!(g.rid, e.rid);
+        }
+    }
+}
+
+#[test]
 fn server_messages_have_the_wire_shape() {
     for (msg, expected) in server_samples() {
         let map = wire_map(&encode(&msg));

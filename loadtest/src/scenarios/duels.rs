@@ -75,6 +75,8 @@ async fn player(
                     finished(ctx);
                 }
             }
+            // play_match decodes the result; only watchers do not.
+            Outcome::Watched => {}
             Outcome::Stopped => break,
         }
     }

@@ -9,13 +9,14 @@ pub mod replay;
 pub mod royale;
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use juno_protocol::{ClientMsg, MatchResult, RoomOptions, ServerMsg};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
 
 use crate::client::{is_connection_lost, Conn, ConnectionLost, Ctx};
@@ -132,6 +133,8 @@ pub fn pick_choice(rng: &mut StdRng, known: Option<u32>, choices: usize, ratio: 
 #[derive(Debug)]
 pub enum Outcome {
     Finished(MatchResult),
+    /// The match ended (seen by a watcher, which does not decode the result).
+    Watched,
     /// The run ended first.
     Stopped,
 }
@@ -231,12 +234,15 @@ pub async fn play_match(
 /// Follows `room` as a spectator (or idle player) until its `result`.
 pub async fn watch_match(ctx: &Ctx, conn: &mut Conn, room: &str) -> anyhow::Result<Outcome> {
     loop {
-        let msg = tokio::select! {
-            m = conn.recv() => m?,
+        // Only the type and room of each frame: a spectator uses nothing else.
+        let glance = tokio::select! {
+            g = conn.recv_glance() => g?,
             _ = ctx.stop.cancelled() => return Ok(Outcome::Stopped),
         };
-        match msg {
-            Some(ServerMsg::Result(r)) if r.room == room => return Ok(Outcome::Finished(r)),
+        match glance {
+            Some(g) if g.t == "result" && g.room.as_deref() == Some(room) => {
+                return Ok(Outcome::Watched)
+            }
             Some(_) => {}
             None => return Err(ConnectionLost(conn.user.clone()).into()),
         }
@@ -254,6 +260,48 @@ pub fn client_failed(ctx: &Ctx, user: &str, e: &anyhow::Error) {
         ctx.stats.dropped(user, &text);
     } else {
         ctx.stats.failure(user, &text);
+    }
+}
+
+/// Holds the connections of a room's clients open until every client is done (or
+/// [`Teardown::GRACE`] passed): otherwise the first recipients of `result` close
+/// while the last ones still read the final frames, and the closing — on the
+/// server and in this tool, on the same cores — is counted in the broadcast skew.
+pub struct Teardown {
+    left: AtomicUsize,
+    all_done: Notify,
+}
+
+impl Teardown {
+    /// The longest a finished client waits for the others.
+    const GRACE: Duration = Duration::from_secs(5);
+
+    pub fn new(clients: usize) -> Arc<Teardown> {
+        Arc::new(Teardown {
+            left: AtomicUsize::new(clients),
+            all_done: Notify::new(),
+        })
+    }
+
+    /// One client is done (finished, failed, or never connected).
+    pub fn done(&self) {
+        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.all_done.notify_waiters();
+        }
+    }
+
+    /// Waits until every client is done, the grace period is over, or the run stops.
+    pub async fn wait(&self, ctx: &Ctx) {
+        // Created before the check, so a notification in between is not missed.
+        let all_done = self.all_done.notified();
+        if self.left.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        tokio::select! {
+            _ = all_done => {}
+            _ = tokio::time::sleep(Self::GRACE) => {}
+            _ = ctx.stop.cancelled() => {}
+        }
     }
 }
 

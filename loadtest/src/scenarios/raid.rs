@@ -18,6 +18,7 @@ use tokio::time::{sleep_until, Instant};
 use super::royale::{room_id, RoomId};
 use super::{
     client_failed, finished, join_all, options, play_match, rng_for, user_id, watch_match, Outcome,
+    Teardown,
 };
 use crate::client::{Conn, ConnectionLost, Ctx};
 use crate::{Config, Pace, Play, Scenario};
@@ -100,14 +101,9 @@ pub async fn run(ctx: Arc<Ctx>, config: &Config) -> anyhow::Result<()> {
     let (_, others) = params.units();
     let mut set = JoinSet::new();
     let (tx, rx) = watch::channel(RoomId::Pending);
+    let hosting = config.part.is_none();
     let mine: Vec<Unit> = match &config.part {
-        None => {
-            ctx.stats.matches_expected.fetch_add(1, Ordering::Relaxed);
-            ctx.stats.conn_planned.fetch_add(1, Ordering::Relaxed);
-            let (ctx, params) = (ctx.clone(), params.clone());
-            set.spawn(async move { host(&ctx, &params, &tx).await });
-            others
-        }
+        None => others,
         Some(part) => {
             let room = part
                 .room
@@ -121,14 +117,23 @@ pub async fn run(ctx: Arc<Ctx>, config: &Config) -> anyhow::Result<()> {
                 .collect()
         }
     };
+    let teardown = Teardown::new(mine.len() + usize::from(hosting));
+    if hosting {
+        ctx.stats.matches_expected.fetch_add(1, Ordering::Relaxed);
+        ctx.stats.conn_planned.fetch_add(1, Ordering::Relaxed);
+        let (ctx, params, teardown) = (ctx.clone(), params.clone(), teardown.clone());
+        set.spawn(async move { host(&ctx, &params, &tx, &teardown).await });
+    }
     ctx.stats
         .conn_planned
         .fetch_add(mine.len() as u64, Ordering::Relaxed);
     for unit in mine {
         let (ctx, params, mut rx) = (ctx.clone(), params.clone(), rx.clone());
+        let teardown = teardown.clone();
         set.spawn(async move {
             let (n, user) = params.who(&ctx, unit);
             let Ok(mut conn) = Conn::connect(&ctx, n, &user, &user).await else {
+                teardown.done();
                 return;
             };
             let outcome = async {
@@ -150,8 +155,12 @@ pub async fn run(ctx: Arc<Ctx>, config: &Config) -> anyhow::Result<()> {
                 anyhow::Ok(())
             }
             .await;
+            teardown.done();
             match outcome {
-                Ok(()) => conn.close().await,
+                Ok(()) => {
+                    teardown.wait(&ctx).await;
+                    conn.close().await
+                }
                 Err(e) => client_failed(&ctx, &user, &e),
             }
         });
@@ -162,11 +171,12 @@ pub async fn run(ctx: Arc<Ctx>, config: &Config) -> anyhow::Result<()> {
 
 /// The host: creates the room, publishes its id on `tx`, starts it once everyone is
 /// in, then plays or watches it to the end (counting the finished match).
-pub async fn host(ctx: &Ctx, params: &Params, tx: &watch::Sender<RoomId>) {
+pub async fn host(ctx: &Ctx, params: &Params, tx: &watch::Sender<RoomId>, teardown: &Teardown) {
     let (host_unit, _) = params.units();
     let (n, user) = params.who(ctx, host_unit);
     let Ok(mut conn) = Conn::connect(ctx, n, &user, &user).await else {
         tx.send_replace(RoomId::Failed);
+        teardown.done();
         return;
     };
     let outcome = async {
@@ -207,14 +217,18 @@ pub async fn host(ctx: &Ctx, params: &Params, tx: &watch::Sender<RoomId>) {
             let mut rng = rng_for(ctx, 4, n);
             play_match(ctx, &mut conn, &mut rng, &params.play, Some(&room)).await?
         };
-        if let Outcome::Finished(_) = outcome {
+        if let Outcome::Finished(_) | Outcome::Watched = outcome {
             finished(ctx);
         }
         anyhow::Ok(())
     }
     .await;
+    teardown.done();
     match outcome {
-        Ok(()) => conn.close().await,
+        Ok(()) => {
+            teardown.wait(ctx).await;
+            conn.close().await
+        }
         Err(e) => client_failed(ctx, &user, &e),
     }
 }
