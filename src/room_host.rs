@@ -4,6 +4,7 @@
 //! bytes to every recipient, keeps dropped players' seats for the reconnect window,
 //! and hands finished matches to the outbox.
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -116,6 +117,7 @@ pub fn spawn(
         players: HashSet::new(),
         spectators: HashSet::new(),
         remote: HashMap::new(),
+        fanout: Cell::new(None),
         ratings: None,
         new_ratings: Vec::new(),
         away: HashMap::new(),
@@ -142,6 +144,10 @@ struct Host {
     spectators: HashSet<String>,
     /// Members connected to other nodes, and which node (everyone else is here).
     remote: HashMap<String, String>,
+    /// Where a broadcast goes, worked out once per change of membership rather
+    /// than per frame: a raid's broadcast reaches 10,000 members, and looking each
+    /// one up in the node's sessions cost more than queueing the frame.
+    fanout: Cell<Option<Fanout>>,
     /// A duel's players' ratings before the match (loaded when it starts).
     ratings: Option<HashMap<String, Rating>>,
     /// Their ratings after it, written with the match record.
@@ -155,6 +161,13 @@ struct Host {
     closed: bool,
     /// The tournament this duel belongs to.
     parent: Option<mpsc::Sender<RoomCmd>>,
+}
+
+/// A room's broadcast recipients: connections on this node, and the members on
+/// each other node.
+struct Fanout {
+    local: Vec<ConnHandle>,
+    remote: Vec<(String, Vec<String>)>,
 }
 
 impl Host {
@@ -187,6 +200,7 @@ impl Host {
             self.spectators.insert(watcher);
         }
         self.remote = start.remote;
+        self.members_changed();
         if start.announce {
             let found = encode(&ServerMsg::MatchFound(MatchFound {
                 room: room_id.clone(),
@@ -229,10 +243,15 @@ impl Host {
                 reply,
             } => {
                 let now = self.now(at);
-                match &reply {
-                    Reply::Local(_) => self.remote.remove(&user),
-                    Reply::Remote(node) => self.remote.insert(user.clone(), node.clone()),
+                let moved = match &reply {
+                    Reply::Local(_) => self.remote.remove(&user).is_some(),
+                    Reply::Remote(node) => {
+                        self.remote.insert(user.clone(), node.clone()).as_ref() != Some(node)
+                    }
                 };
+                if moved {
+                    self.members_changed();
+                }
                 let answer = match self.on_action(now, &user, action) {
                     Ok(then_state) => Ok(then_state),
                     Err((code, msg)) => Err(ServerMsg::error(rid, code, msg)),
@@ -256,6 +275,7 @@ impl Host {
             }
             RoomCmd::Reconnected { user, node } => {
                 self.away.remove(&user);
+                self.members_changed();
                 match node {
                     Some(node) => self.remote.insert(user.clone(), node),
                     None => self.remote.remove(&user),
@@ -265,6 +285,7 @@ impl Host {
             }
             RoomCmd::Unspectate { user } => {
                 self.spectators.remove(&user);
+                self.members_changed();
             }
             RoomCmd::CloseIfWaiting => {
                 if self.room.phase() == Phase::Waiting {
@@ -311,6 +332,13 @@ impl Host {
     ) -> Result<bool, (ErrorCode, String)> {
         let room_id = self.room.id().to_string();
         let refused = |e: RoomError| (e.code(), e.to_string());
+        if matches!(
+            action,
+            Action::Join { .. } | Action::Spectate | Action::Leave
+        ) {
+            // Also when nothing seems to change: the member may be on a new connection.
+            self.members_changed();
+        }
         match action {
             Action::Join { name } => {
                 if self.players.contains(user) {
@@ -403,6 +431,7 @@ impl Host {
             self.away.remove(&user);
             let input = if self.room.phase() == Phase::Waiting {
                 self.players.remove(&user);
+                self.members_changed();
                 Input::Leave { user: user.clone() }
             } else {
                 Input::Abandon { user: user.clone() }
@@ -416,6 +445,8 @@ impl Host {
 
     /// Delivers everything the room produced.
     fn flush(&mut self) {
+        self.room
+            .set_audience(self.players.len() + self.spectators.len());
         while let Some(output) = self.room.poll_output() {
             match output {
                 Output::Broadcast(mut msg) => {
@@ -662,6 +693,7 @@ impl Host {
     /// recorded here (for drain and lease renewal) and in the cluster.
     fn seated(&mut self, user: &str) {
         self.players.insert(user.to_string());
+        self.members_changed();
         self.node.confirm_seat(user, self.room.id());
     }
 
@@ -711,13 +743,51 @@ impl Host {
 
     /// Sends one frame to every player and spectator.
     fn broadcast(&self, frame: Bytes) {
-        let members: Vec<&str> = self
-            .players
-            .iter()
-            .chain(self.spectators.iter())
-            .map(String::as_str)
+        let fanout = self.fanout.take().unwrap_or_else(|| self.fanout());
+        let mut stale = false;
+        for conn in &fanout.local {
+            // A closed connection (the member left, or reconnected elsewhere or
+            // anew) means the list is out of date: work it out again next time.
+            stale |= !conn.send(frame.clone());
+        }
+        if let Some(cluster) = &self.node.cluster {
+            for (node, users) in &fanout.remote {
+                cluster.send(
+                    node,
+                    &BusMsg::Deliver {
+                        users: users.clone(),
+                        frame: frame.clone(),
+                    },
+                );
+            }
+        }
+        if !stale {
+            self.fanout.set(Some(fanout));
+        }
+    }
+
+    /// Where a broadcast goes now.
+    fn fanout(&self) -> Fanout {
+        let mut local = Vec::new();
+        let mut by_node: HashMap<&str, Vec<String>> = HashMap::new();
+        for user in self.players.iter().chain(self.spectators.iter()) {
+            match self.remote.get(user) {
+                Some(node) if self.node.cluster.is_some() => {
+                    by_node.entry(node).or_default().push(user.clone())
+                }
+                _ => local.extend(self.node.sessions.get(user)),
+            }
+        }
+        let remote = by_node
+            .into_iter()
+            .map(|(node, users)| (node.to_string(), users))
             .collect();
-        self.deliver_many(&members, frame);
+        Fanout { local, remote }
+    }
+
+    /// Membership or a member's connection changed: broadcasts must look again.
+    fn members_changed(&self) {
+        self.fanout.set(None);
     }
 
     /// The direct answer to a client's command.

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Input, LogEntry, Millis, Output, RoomError, RoomSpec, Summary};
 use raid::Raid;
+pub use raid::BOSS_FANOUT_PER_SEC;
 use roster::Roster;
 use tournament::Slot;
 
@@ -44,6 +45,10 @@ pub struct Room {
     lobby: Lobby,
     /// Raid only, from the start.
     raid: Option<Raid>,
+    /// How many receive the room's broadcasts, as the host last said (paces
+    /// `boss` frames).
+    #[serde(default)]
+    audience: u32,
     /// Tournament only, from the start: rounds of pairings.
     bracket: Option<Vec<Vec<Slot>>>,
     /// What the host has yet to poll.
@@ -94,6 +99,7 @@ impl Room {
             finished_at: None,
             lobby: Lobby::default(),
             raid: None,
+            audience: 0,
             bracket: None,
             out: VecDeque::new(),
         }
@@ -218,6 +224,13 @@ impl Room {
     /// the seat; during play it forfeits it).
     pub fn is_player(&self, user: &str) -> bool {
         self.roster.get(user).is_some_and(|p| !p.left)
+    }
+
+    /// How many receive the room's broadcasts (players and spectators, as the
+    /// host counts them). A large audience gets fewer `boss` frames (still at
+    /// most 10 a second): see [`BOSS_FANOUT_PER_SEC`].
+    pub fn set_audience(&mut self, members: usize) {
+        self.audience = u32::try_from(members).unwrap_or(u32::MAX);
     }
 
     /// Seats taken: while waiting, the lobby; from the start, everyone who

@@ -14,7 +14,7 @@ mod engine;
 mod output;
 mod settings;
 
-pub use engine::{replay, Room};
+pub use engine::{replay, Room, BOSS_FANOUT_PER_SEC};
 pub use output::{LogEntry, Output, PlayerSummary, RoomError, Summary};
 pub use settings::{Pace, RoomSpec, Settings};
 

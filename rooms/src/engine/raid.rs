@@ -1,5 +1,6 @@
 //! Raid boss: hit points, damage from correct answers, and the coalesced `boss`
-//! frames (at most one per [`BOSS_FRAME_MS`] per room).
+//! frames (at most one per [`BOSS_FRAME_MS`] per room, fewer for a large
+//! audience: see [`boss_gap`]).
 
 use juno_protocol::{Boss, BossHp, Hit};
 use serde::{Deserialize, Serialize};
@@ -9,6 +10,19 @@ use crate::Millis;
 /// Shortest gap between two `boss` frames of a room (≤ 10 a second, WIRE.md §3).
 /// The final frame when the match ends is exempt so no hit goes unreported.
 pub(super) const BOSS_FRAME_MS: Millis = 100;
+/// Recipient-frames a second a room's `boss` frames may cost at most. Every
+/// frame to every recipient is a socket write on the server and a read on the
+/// client; a raid with thousands of spectators at 10 frames a second would
+/// flood the node and delay everything else (answers, questions, rounds).
+pub const BOSS_FANOUT_PER_SEC: u64 = 20_000;
+/// The longest gap between two `boss` frames, however large the audience.
+const BOSS_FRAME_MAX_MS: Millis = 1_000;
+
+/// The gap between two `boss` frames for `audience` recipients: 100 ms (10 a
+/// second) up to 2,000 recipients, 500 ms at 10,000, at most 1 s.
+pub(super) fn boss_gap(audience: u32) -> Millis {
+    (u64::from(audience) * 1_000 / BOSS_FANOUT_PER_SEC).clamp(BOSS_FRAME_MS, BOSS_FRAME_MAX_MS)
+}
 /// Hits listed in `boss.last`.
 const LAST_HITS: usize = 5;
 
@@ -56,8 +70,15 @@ impl Raid {
 
     /// `by` hits for `points`; returns the damage dealt (hp saturates at 0, so
     /// the damage dealt over a raid sums to exactly `max_hp − hp`) and the frame
-    /// to broadcast now, if the coalescing window allows one.
-    pub fn hit(&mut self, now: Millis, room: &str, by: &str, points: u64) -> (u64, Option<Boss>) {
+    /// to broadcast now, if the coalescing window (`gap` since the last) allows one.
+    pub fn hit(
+        &mut self,
+        now: Millis,
+        gap: Millis,
+        room: &str,
+        by: &str,
+        points: u64,
+    ) -> (u64, Option<Boss>) {
         let dealt = points.min(self.hp);
         self.hp -= dealt;
         self.pending_hits += 1;
@@ -70,8 +91,8 @@ impl Raid {
             dmg: dealt,
         });
         let frame = match self.last_frame_at {
-            Some(t) if now < t + BOSS_FRAME_MS => {
-                self.flush_at.get_or_insert(t + BOSS_FRAME_MS);
+            Some(t) if now < t + gap => {
+                self.flush_at.get_or_insert(t + gap);
                 None
             }
             _ => self.flush(now, room),

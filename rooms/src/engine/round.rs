@@ -4,6 +4,7 @@
 use juno_protocol::limits::ROUND_MAPS_MAX_PLAYERS;
 use juno_protocol::{Mode, QuestionMsg, Round, Score, ServerMsg};
 
+use super::raid;
 use super::ranking::leaders;
 use super::{Clock, OpenQuestion, Room};
 use crate::{points, Millis, Output, RoomError};
@@ -99,7 +100,8 @@ impl Room {
             player.round_correct = true;
             let mut gain = points(self.spec.settings.question_ms, elapsed);
             if let Some(raid) = self.raid.as_mut() {
-                let (dealt, frame) = raid.hit(now, &self.spec.room, user, gain);
+                let gap = raid::boss_gap(self.audience);
+                let (dealt, frame) = raid.hit(now, gap, &self.spec.room, user, gain);
                 gain = dealt;
                 if let Some(frame) = frame {
                     self.out

@@ -71,6 +71,52 @@ fn correct_answers_deal_points_as_damage() {
 }
 
 #[test]
+fn a_large_audience_gets_fewer_boss_frames() {
+    // 10,000 recipients at 20,000 recipient-frames a second: one frame per 500 ms.
+    let mut sim = raid(1000, Some(10_000_000), 2);
+    assert_eq!(juno_rooms::BOSS_FANOUT_PER_SEC, 20_000);
+    sim.room.set_audience(10_000);
+    sim.until_question(0);
+    let t0 = sim.now;
+    for i in 0..1000u64 {
+        sim.now = t0 + i;
+        sim.answer(&format!("p{i}"), 0, right(0)).unwrap();
+        sim.advance(0);
+    }
+    sim.advance(500);
+    let frames = boss_frames(&sim);
+    for pair in frames.windows(2) {
+        assert!(
+            pair[1].0 - pair[0].0 >= 500,
+            "frames at {} and {}",
+            pair[0].0,
+            pair[1].0
+        );
+    }
+    assert!(
+        (2..=3).contains(&frames.len()),
+        "{} frames for one second",
+        frames.len()
+    );
+    let hits: u32 = frames.iter().map(|(_, f)| f.hits).sum();
+    assert_eq!(hits, 1000, "every hit is still reported once");
+
+    // However large the audience, at least one frame a second.
+    let mut sim = raid(10, Some(10_000_000), 2);
+    sim.room.set_audience(1_000_000);
+    sim.until_question(0);
+    let t0 = sim.now;
+    for i in 0..10u64 {
+        sim.now = t0 + i * 100;
+        sim.answer(&format!("p{i}"), 0, right(0)).unwrap();
+        sim.advance(0);
+    }
+    sim.advance(1_000);
+    let times: Vec<u64> = boss_frames(&sim).iter().map(|(t, _)| t - t0).collect();
+    assert_eq!(times, vec![0, 1_000]);
+}
+
+#[test]
 fn boss_frames_are_coalesced_to_one_per_100ms() {
     let mut sim = raid(1000, Some(10_000_000), 2);
     sim.until_question(0);
