@@ -36,13 +36,13 @@ http {
 }
 NGX
 /usr/sbin/nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
-PIDS+=($!)
+NG=$!; PIDS+=($NG)
 sleep 1
 echo "load before: $(load)"
 T0=$(( $(cpu_ticks $N1) + $(cpu_ticks $N2) + $(cpu_ticks $N3) ))
 "$LT" duels -n "$N" --think-ms 700 --duration 120 --source-ips 16 --target http://127.0.0.1:18100 --quiet "$@" || true
 T1=$(( $(cpu_ticks $N1) + $(cpu_ticks $N2) + $(cpu_ticks $N3) ))
 echo "nodes' CPU together: $(awk -v a=$T0 -v b=$T1 -v hz=$(getconf CLK_TCK) 'BEGIN {printf "%.1f", (b-a)/hz}') s"
-echo "nginx CPU: $(for p in $(pgrep -f "nginx.*$WORK"); do cpu_ticks $p; done | awk -v hz=$(getconf CLK_TCK) '{s+=$1} END {printf "%.1f", s/hz}') s"
+echo "nginx workers' CPU: $(for p in $(pgrep -P $NG); do cpu_ticks $p; done | awk -v hz=$(getconf CLK_TCK) '{s+=$1} END {printf "%.1f", s/hz}') s"
 echo "load after: $(load)"
 psql -h 127.0.0.1 -U postgres -d test -qc "drop database $DB with (force)" >/dev/null || true

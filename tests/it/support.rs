@@ -190,10 +190,11 @@ impl TestApp {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
-    /// Polls `sql` until it returns `want` (background writes land asynchronously).
+    /// Polls `sql` until it returns `want` (background writes land asynchronously;
+    /// up to 15 s, as a loaded machine's database can take seconds).
     pub async fn eventually_scalar(&self, sql: &str, want: i64) {
         let mut last = -1;
-        for _ in 0..100 {
+        for _ in 0..300 {
             last = self.scalar(sql).await;
             if last == want {
                 return;
