@@ -267,6 +267,16 @@ impl Conn {
     /// Reads the socket: the only await point is the stream's `next`, so dropping
     /// this future loses nothing.
     async fn read(&mut self) -> anyhow::Result<Option<ServerMsg>> {
+        self.read_with(decode_server, Conn::account).await
+    }
+
+    /// Reads the socket up to the next binary frame that `decode` takes (counting
+    /// the others) and accounts for it with `account`; `None` once closed.
+    async fn read_with<T, E: std::fmt::Display>(
+        &mut self,
+        decode: impl Fn(&[u8]) -> Result<T, E>,
+        account: impl Fn(&mut Conn, &T, Instant),
+    ) -> anyhow::Result<Option<T>> {
         loop {
             let Some(frame) = self.ws.next().await else {
                 return Ok(None);
@@ -276,9 +286,9 @@ impl Conn {
             match frame {
                 Message::Binary(bytes) => {
                     self.stats.frames_received.fetch_add(1, Ordering::Relaxed);
-                    match decode_server(&bytes) {
+                    match decode(&bytes) {
                         Ok(msg) => {
-                            self.account(&msg, now);
+                            account(self, &msg, now);
                             return Ok(Some(msg));
                         }
                         Err(e) => {
@@ -315,36 +325,7 @@ impl Conn {
                 ..ServerGlance::default()
             }));
         }
-        loop {
-            let Some(frame) = self.ws.next().await else {
-                return Ok(None);
-            };
-            let frame = frame.with_context(|| format!("{}: reading", self.user))?;
-            let now = Instant::now();
-            match frame {
-                Message::Binary(bytes) => {
-                    self.stats.frames_received.fetch_add(1, Ordering::Relaxed);
-                    match glance_server(&bytes) {
-                        Ok(glance) => {
-                            self.account_glance(&glance, now);
-                            return Ok(Some(glance));
-                        }
-                        Err(e) => {
-                            self.stats.undecodable.fetch_add(1, Ordering::Relaxed);
-                            self.stats
-                                .sample(format!("{}: undecodable frame: {e}", self.user));
-                        }
-                    }
-                }
-                Message::Text(_) => {
-                    self.stats.undecodable.fetch_add(1, Ordering::Relaxed);
-                    self.stats
-                        .sample(format!("{}: text frame from the server", self.user));
-                }
-                Message::Close(_) => return Ok(None),
-                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
-            }
-        }
+        self.read_with(glance_server, Conn::account_glance).await
     }
 
     /// [`Conn::account`] for a glanced frame.

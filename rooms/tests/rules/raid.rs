@@ -27,6 +27,31 @@ fn boss_frames(sim: &Sim) -> Vec<(u64, Boss)> {
         .collect()
 }
 
+/// Players p0, p1, … answer question 0 right, `step` ms apart from its opening
+/// (which is returned), the room advancing after each.
+fn answer_right_in_turn(sim: &mut Sim, players: u64, step: u64) -> u64 {
+    sim.until_question(0);
+    let t0 = sim.now;
+    for i in 0..players {
+        sim.now = t0 + i * step;
+        sim.answer(&format!("p{i}"), 0, right(0)).unwrap();
+        sim.advance(0);
+    }
+    t0
+}
+
+/// The `boss` frames' times are at least `gap` apart.
+fn assert_gaps(frames: &[(u64, Boss)], gap: u64) {
+    for pair in frames.windows(2) {
+        assert!(
+            pair[1].0 - pair[0].0 >= gap,
+            "frames at {} and {}",
+            pair[0].0,
+            pair[1].0
+        );
+    }
+}
+
 #[test]
 fn start_rules_and_default_hp() {
     let mut sim = Sim::new(spec(Mode::Raid, 3));
@@ -76,23 +101,10 @@ fn a_large_audience_gets_fewer_boss_frames() {
     let mut sim = raid(1000, Some(10_000_000), 2);
     assert_eq!(juno_rooms::BOSS_FANOUT_PER_SEC, 20_000);
     sim.room.set_audience(10_000);
-    sim.until_question(0);
-    let t0 = sim.now;
-    for i in 0..1000u64 {
-        sim.now = t0 + i;
-        sim.answer(&format!("p{i}"), 0, right(0)).unwrap();
-        sim.advance(0);
-    }
+    answer_right_in_turn(&mut sim, 1000, 1);
     sim.advance(500);
     let frames = boss_frames(&sim);
-    for pair in frames.windows(2) {
-        assert!(
-            pair[1].0 - pair[0].0 >= 500,
-            "frames at {} and {}",
-            pair[0].0,
-            pair[1].0
-        );
-    }
+    assert_gaps(&frames, 500);
     assert!(
         (2..=3).contains(&frames.len()),
         "{} frames for one second",
@@ -104,13 +116,7 @@ fn a_large_audience_gets_fewer_boss_frames() {
     // However large the audience, at least one frame a second.
     let mut sim = raid(10, Some(10_000_000), 2);
     sim.room.set_audience(1_000_000);
-    sim.until_question(0);
-    let t0 = sim.now;
-    for i in 0..10u64 {
-        sim.now = t0 + i * 100;
-        sim.answer(&format!("p{i}"), 0, right(0)).unwrap();
-        sim.advance(0);
-    }
+    let t0 = answer_right_in_turn(&mut sim, 10, 100);
     sim.advance(1_000);
     let times: Vec<u64> = boss_frames(&sim).iter().map(|(t, _)| t - t0).collect();
     assert_eq!(times, vec![0, 1_000]);
@@ -119,23 +125,10 @@ fn a_large_audience_gets_fewer_boss_frames() {
 #[test]
 fn boss_frames_are_coalesced_to_one_per_100ms() {
     let mut sim = raid(1000, Some(10_000_000), 2);
-    sim.until_question(0);
-    let t0 = sim.now;
-    for i in 0..1000u64 {
-        sim.now = t0 + i; // 1000 answers within one second
-        sim.answer(&format!("p{i}"), 0, right(0)).unwrap();
-        sim.advance(0);
-    }
+    answer_right_in_turn(&mut sim, 1000, 1); // 1000 answers within one second
     sim.advance(100); // the held-back frame for the last hits
     let frames = boss_frames(&sim);
-    for pair in frames.windows(2) {
-        assert!(
-            pair[1].0 - pair[0].0 >= 100,
-            "frames at {} and {}",
-            pair[0].0,
-            pair[1].0
-        );
-    }
+    assert_gaps(&frames, 100);
     assert!(frames.len() <= 11, "{} frames for one second", frames.len());
     let hits: u32 = frames.iter().map(|(_, f)| f.hits).sum();
     let dmg: u64 = frames.iter().map(|(_, f)| f.dmg).sum();
