@@ -286,15 +286,10 @@ impl Connection {
     /// Written as one poll function rather than a `select!` of futures so that
     /// an idle connection stores no future at all, only its registered wakers.
     fn poll_event(&mut self, idle: Duration, cx: &mut Context<'_>) -> Poll<Event> {
+        // Frames queued together (a round and the player's score, say) are
+        // buffered and flushed once: one socket write instead of one per frame.
         let mut written = 0;
         loop {
-            if self.unflushed {
-                match Pin::new(&mut self.socket).poll_flush(cx) {
-                    Poll::Ready(Ok(())) => self.unflushed = false,
-                    Poll::Ready(Err(_)) => return Poll::Ready(Event::End),
-                    Poll::Pending => break,
-                }
-            }
             if written == WRITE_BATCH {
                 // Let others run; come back for the rest.
                 cx.waker().wake_by_ref();
@@ -325,6 +320,14 @@ impl Connection {
             }
             self.unflushed = true;
             written += 1;
+        }
+        if self.unflushed {
+            match Pin::new(&mut self.socket).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(_)) => return Poll::Ready(Event::End),
+                // The socket is full; its waker brings the task back.
+                Poll::Pending => {}
+            }
         }
         // A stop must end the task even while a write is stuck (a client that
         // does not read): poll the queue so that its waker is registered.

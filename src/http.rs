@@ -366,7 +366,10 @@ async fn ws_upgrade(
         // cheap. Client frames are tens of bytes (an answer is about 30); a rare
         // larger one simply takes more than one read.
         .read_buffer_size(256)
-        .write_buffer_size(0)
+        // Frames are written when the connection's task has taken everything
+        // queued (it flushes then), or once 4 KiB are waiting: frames queued
+        // together go out in one write.
+        .write_buffer_size(4096)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(cfg.max_frame_bytes)
         .max_frame_size(cfg.max_frame_bytes)
