@@ -289,6 +289,9 @@ impl Connection {
         // Frames queued together (a round and the player's score, say) are
         // buffered and flushed once: one socket write instead of one per frame.
         let mut written = 0;
+        // Whether the queue was polled empty: that registered the task's waker
+        // and checked the stop switch.
+        let mut drained = false;
         loop {
             if written == WRITE_BATCH {
                 // Let others run; come back for the rest.
@@ -301,7 +304,10 @@ impl Connection {
                 Poll::Pending => break,
             }
             let message = match self.outgoing.poll_next(cx) {
-                Poll::Pending => break,
+                Poll::Pending => {
+                    drained = true;
+                    break;
+                }
                 Poll::Ready(Next::Stop) => return Poll::Ready(Event::End),
                 Poll::Ready(Next::Out(Outbound::Close(code, reason))) => {
                     return Poll::Ready(Event::Close(code, reason))
@@ -330,9 +336,12 @@ impl Connection {
             }
         }
         // A stop must end the task even while a write is stuck (a client that
-        // does not read): poll the queue so that its waker is registered.
-        if let Poll::Ready(Next::Stop) = self.outgoing.poll_stop(cx) {
-            return Poll::Ready(Event::End);
+        // does not read): unless the loop did, poll the queue so that its waker
+        // is registered.
+        if !drained {
+            if let Poll::Ready(Next::Stop) = self.outgoing.poll_stop(cx) {
+                return Poll::Ready(Event::End);
+            }
         }
         match self.socket.poll_next_unpin(cx) {
             Poll::Pending => Poll::Pending,

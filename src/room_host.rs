@@ -716,39 +716,47 @@ impl Host {
     /// Sends one frame to several members: local ones directly, and one bus message
     /// per other node that has recipients.
     fn deliver_many(&self, users: &[&str], frame: Bytes) {
-        let mut by_node: HashMap<&str, Vec<String>> = HashMap::new();
-        for user in users {
-            match self.remote.get(*user) {
-                Some(node) if self.node.cluster.is_some() => by_node
-                    .entry(node.as_str())
-                    .or_default()
-                    .push(user.to_string()),
-                _ => {
-                    self.node.send_to(user, frame.clone());
-                }
-            }
-        }
-        if let Some(cluster) = &self.node.cluster {
-            for (node, users) in by_node {
-                cluster.send(
-                    node,
-                    &BusMsg::Deliver {
-                        users,
-                        frame: frame.clone(),
-                    },
-                );
-            }
-        }
+        self.send_via(&self.route(users.iter().copied()), frame);
     }
 
     /// Sends one frame to every player and spectator.
     fn broadcast(&self, frame: Bytes) {
-        let fanout = self.fanout.take().unwrap_or_else(|| self.fanout());
-        let mut stale = false;
+        let fanout = self.fanout.take().unwrap_or_else(|| {
+            let members = self.players.iter().chain(self.spectators.iter());
+            self.route(members.map(String::as_str))
+        });
+        // A closed connection (the member left, or reconnected elsewhere or anew)
+        // means the list is out of date: work it out again next time.
+        if self.send_via(&fanout, frame) {
+            self.fanout.set(Some(fanout));
+        }
+    }
+
+    /// Where a frame for `users` goes: their connections on this node, and the
+    /// members on each other node.
+    fn route<'a>(&self, users: impl Iterator<Item = &'a str>) -> Fanout {
+        let mut local = Vec::new();
+        let mut by_node: HashMap<&str, Vec<String>> = HashMap::new();
+        for user in users {
+            match self.remote.get(user) {
+                Some(node) if self.node.cluster.is_some() => {
+                    by_node.entry(node).or_default().push(user.to_string())
+                }
+                _ => local.extend(self.node.sessions.get(user)),
+            }
+        }
+        let remote = by_node
+            .into_iter()
+            .map(|(node, users)| (node.to_string(), users))
+            .collect();
+        Fanout { local, remote }
+    }
+
+    /// Sends `frame` along `fanout`; `false` if a local connection turned out closed.
+    fn send_via(&self, fanout: &Fanout, frame: Bytes) -> bool {
+        let mut all_open = true;
         for conn in &fanout.local {
-            // A closed connection (the member left, or reconnected elsewhere or
-            // anew) means the list is out of date: work it out again next time.
-            stale |= !conn.send(frame.clone());
+            all_open &= conn.send(frame.clone());
         }
         if let Some(cluster) = &self.node.cluster {
             for (node, users) in &fanout.remote {
@@ -761,28 +769,7 @@ impl Host {
                 );
             }
         }
-        if !stale {
-            self.fanout.set(Some(fanout));
-        }
-    }
-
-    /// Where a broadcast goes now.
-    fn fanout(&self) -> Fanout {
-        let mut local = Vec::new();
-        let mut by_node: HashMap<&str, Vec<String>> = HashMap::new();
-        for user in self.players.iter().chain(self.spectators.iter()) {
-            match self.remote.get(user) {
-                Some(node) if self.node.cluster.is_some() => {
-                    by_node.entry(node).or_default().push(user.clone())
-                }
-                _ => local.extend(self.node.sessions.get(user)),
-            }
-        }
-        let remote = by_node
-            .into_iter()
-            .map(|(node, users)| (node.to_string(), users))
-            .collect();
-        Fanout { local, remote }
+        all_open
     }
 
     /// Membership or a member's connection changed: broadcasts must look again.

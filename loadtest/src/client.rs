@@ -90,6 +90,21 @@ impl Ctx {
     }
 }
 
+/// What a received frame means for the run's statistics.
+enum Seen<'a> {
+    /// An `ok`, answering this rid.
+    Ok(Option<u64>),
+    Pong(Option<u64>),
+    Error {
+        code: &'a str,
+        msg: &'a str,
+        rid: Option<u64>,
+    },
+    /// One copy of broadcast (room, type, number).
+    Broadcast(&'a str, &'static str, u64),
+    Other,
+}
+
 /// A connected, welcomed user.
 pub struct Conn {
     ws: WebSocketStream<TcpStream>,
@@ -330,71 +345,70 @@ impl Conn {
 
     /// [`Conn::account`] for a glanced frame.
     fn account_glance(&mut self, g: &ServerGlance, now: Instant) {
-        let stats = &self.stats;
-        let kind = match g.t.as_str() {
-            "ok" => {
-                if let Some(sent) = g.rid.and_then(|rid| self.answers.remove(&rid)) {
-                    stats.record_answer_latency(now - sent);
-                }
-                return;
-            }
-            "pong" => {
-                if let Some(sent) = g.rid.and_then(|rid| self.pings.remove(&rid)) {
-                    stats.record_ping_rtt(now - sent);
-                }
-                return;
-            }
-            "error" => {
-                let code = g.code.as_deref().unwrap_or("unknown");
-                stats.error_frame(code, g.msg.as_deref().unwrap_or(""), &self.user);
-                if let Some(rid) = g.rid {
-                    self.answers.remove(&rid);
-                    self.pings.remove(&rid);
-                }
-                return;
-            }
-            "question" => ("question", g.q.map(u64::from)),
-            "round" => ("round", g.q.map(u64::from)),
-            "boss" => ("boss", g.hp),
-            "result" => ("result", Some(0)),
-            _ => return,
+        let broadcast = |kind, n: Option<u64>| match (&g.room, n) {
+            (Some(room), Some(n)) => Seen::Broadcast(room, kind, n),
+            _ => Seen::Other,
         };
-        if let ((kind, Some(n)), Some(room)) = (kind, &g.room) {
-            stats.broadcast((room.clone(), kind, n), epoch_micros());
-        }
+        let seen = match g.t.as_str() {
+            "ok" => Seen::Ok(g.rid),
+            "pong" => Seen::Pong(g.rid),
+            "error" => Seen::Error {
+                code: g.code.as_deref().unwrap_or("unknown"),
+                msg: g.msg.as_deref().unwrap_or(""),
+                rid: g.rid,
+            },
+            "question" => broadcast("question", g.q.map(u64::from)),
+            "round" => broadcast("round", g.q.map(u64::from)),
+            "boss" => broadcast("boss", g.hp),
+            "result" => broadcast("result", Some(0)),
+            _ => Seen::Other,
+        };
+        self.record(seen, now);
     }
 
     fn account(&mut self, msg: &ServerMsg, now: Instant) {
+        let seen = match msg {
+            ServerMsg::Ok(ok) => Seen::Ok(ok.rid),
+            ServerMsg::Pong(pong) => Seen::Pong(pong.rid),
+            ServerMsg::Error(e) => Seen::Error {
+                code: e.code.as_str(),
+                msg: &e.msg,
+                rid: e.rid,
+            },
+            ServerMsg::Question(q) => Seen::Broadcast(&q.room, "question", u64::from(q.q)),
+            ServerMsg::Round(r) => Seen::Broadcast(&r.room, "round", u64::from(r.q)),
+            ServerMsg::Boss(b) => Seen::Broadcast(&b.room, "boss", b.hp),
+            ServerMsg::Result(r) => Seen::Broadcast(&r.room, "result", 0),
+            _ => Seen::Other,
+        };
+        self.record(seen, now);
+    }
+
+    /// Counts a received frame in the run's statistics.
+    fn record(&mut self, seen: Seen<'_>, now: Instant) {
         let stats = &self.stats;
-        let key = match msg {
-            ServerMsg::Ok(ok) => {
-                if let Some(sent) = ok.rid.and_then(|rid| self.answers.remove(&rid)) {
+        match seen {
+            Seen::Ok(rid) => {
+                if let Some(sent) = rid.and_then(|rid| self.answers.remove(&rid)) {
                     stats.record_answer_latency(now - sent);
                 }
-                None
             }
-            ServerMsg::Pong(pong) => {
-                if let Some(sent) = pong.rid.and_then(|rid| self.pings.remove(&rid)) {
+            Seen::Pong(rid) => {
+                if let Some(sent) = rid.and_then(|rid| self.pings.remove(&rid)) {
                     stats.record_ping_rtt(now - sent);
                 }
-                None
             }
-            ServerMsg::Error(e) => {
-                stats.error_frame(e.code.as_str(), &e.msg, &self.user);
-                if let Some(rid) = e.rid {
+            Seen::Error { code, msg, rid } => {
+                stats.error_frame(code, msg, &self.user);
+                if let Some(rid) = rid {
                     self.answers.remove(&rid);
                     self.pings.remove(&rid);
                 }
-                None
             }
-            ServerMsg::Question(q) => Some((q.room.clone(), "question", u64::from(q.q))),
-            ServerMsg::Round(r) => Some((r.room.clone(), "round", u64::from(r.q))),
-            ServerMsg::Boss(b) => Some((b.room.clone(), "boss", b.hp)),
-            ServerMsg::Result(r) => Some((r.room.clone(), "result", 0)),
-            _ => None,
-        };
-        if let Some(key) = key {
-            stats.broadcast(key, epoch_micros());
+            Seen::Broadcast(room, kind, n) => {
+                stats.broadcast((room.to_string(), kind, n), epoch_micros())
+            }
+            Seen::Other => {}
         }
     }
 

@@ -30,16 +30,18 @@ pub enum Store {
     Sqlite(SqlitePool),
 }
 
-/// Runs the same query code against whichever pool the store holds.
+/// Runs the same query code against whichever pool the store holds (exported
+/// for the tests, which seed and inspect both backends the same way).
+#[macro_export]
 macro_rules! with_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match $store {
-            Store::Postgres($pool) => $body,
-            Store::Sqlite($pool) => $body,
+            $crate::store::Store::Postgres($pool) => $body,
+            $crate::store::Store::Sqlite($pool) => $body,
         }
     };
 }
-pub(crate) use with_pool;
+pub(crate) use crate::with_pool;
 
 impl Store {
     /// Connects (creating the SQLite file if needed) and runs the migrations.

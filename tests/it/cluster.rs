@@ -433,10 +433,11 @@ async fn a_bulk_notification_reaches_online_users_on_two_nodes_and_is_stored_for
         );
     }
     assert!(
-        !low.drain_for(Duration::from_millis(300))
-            .await
-            .iter()
-            .any(|m| matches!(m, ServerMsg::Notification(_))),
+        !low.got_any(Duration::from_millis(300), |m| matches!(
+            m,
+            ServerMsg::Notification(_)
+        ))
+        .await,
         "below the minimum level"
     );
     cluster
@@ -678,15 +679,11 @@ async fn one_live_connection_per_user_across_the_cluster() {
     // The cluster counts ann once (node heartbeats carry their connection counts).
     let mut online = serde_json::Value::Null;
     for _ in 0..50 {
-        online = cluster
-            .http
-            .get(cluster.nodes[0].url("/telemetry/analytics/active-users"))
-            .send()
-            .await
-            .expect("http")
-            .json()
-            .await
-            .expect("json");
+        online = get_json(
+            &cluster.http,
+            cluster.nodes[0].url("/telemetry/analytics/active-users"),
+        )
+        .await;
         if online["online"] == 1 {
             break;
         }

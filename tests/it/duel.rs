@@ -220,15 +220,8 @@ async fn full_duel(backend: Backend) {
     );
 
     // The record over HTTP replays to the same result.
-    let record: serde_json::Value = app
-        .http
-        .get(app.url(&format!("/api/matches/{room}")))
-        .send()
-        .await
-        .expect("http")
-        .json()
-        .await
-        .expect("json");
+    let record: serde_json::Value =
+        get_json(&app.http, app.url(&format!("/api/matches/{room}"))).await;
     assert_eq!(record["winner"], "ann");
     let spec: RoomSpec = serde_json::from_value(record["spec"].clone()).expect("spec");
     let log: Vec<LogEntry> = serde_json::from_value(record["events"].clone()).expect("events");
@@ -326,10 +319,11 @@ async fn a_spectator_sees_every_question_round_and_result() {
         ann.expect("result", |m| is!(m, ServerMsg::Result)).await
     );
     assert!(
-        !eve.drain_for(Duration::from_millis(100))
-            .await
-            .iter()
-            .any(|m| matches!(m, ServerMsg::Score(_))),
+        !eve.got_any(Duration::from_millis(100), |m| matches!(
+            m,
+            ServerMsg::Score(_)
+        ))
+        .await,
         "spectators get no personal score"
     );
 }

@@ -5,15 +5,7 @@ use crate::support::*;
 #[tokio::test]
 async fn health_ready_and_metrics_answer() {
     let app = spawn_app(Backend::Sqlite).await;
-    let health: serde_json::Value = app
-        .http
-        .get(app.url("/health"))
-        .send()
-        .await
-        .expect("http")
-        .json()
-        .await
-        .expect("json");
+    let health: serde_json::Value = get_json(&app.http, app.url("/health")).await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["db"], "ok");
     assert_eq!(health["redis"], "off");

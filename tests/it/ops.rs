@@ -13,6 +13,7 @@ use juno_protocol::{ClientMsg, MatchResult, Mode, RoomOptions, ServerMsg};
 use juno_server::config::Config;
 use juno_server::ops::{self, Week};
 use juno_server::store::Store;
+use juno_server::with_pool;
 use serde_json::{json, Value};
 use sqlx::types::Json;
 use sqlx::{PgPool, Row};
@@ -399,37 +400,22 @@ async fn royale(
 async fn progress(store: &Store, user: &str, world: &str, score: i64, finished_at: DateTime<Utc>) {
     let sql = "INSERT INTO mission_progress (user_id, mission_id, world, score, correct, answered, questions, success, finished, started_at, finished_at)
                VALUES ($1, 'demo', $2, $3, 1, 1, 1, $4, $4, $5, $6)";
-    match store {
-        Store::Postgres(p) => sqlx::query(sql)
-            .bind(user)
-            .bind(world)
-            .bind(score)
-            .bind(true)
-            .bind(finished_at - Duration::minutes(2))
-            .bind(finished_at)
-            .execute(p)
-            .await
-            .map(|_| ()),
-        Store::Sqlite(p) => sqlx::query(sql)
-            .bind(user)
-            .bind(world)
-            .bind(score)
-            .bind(true)
-            .bind(finished_at - Duration::minutes(2))
-            .bind(finished_at)
-            .execute(p)
-            .await
-            .map(|_| ()),
-    }
+    with_pool!(store, p => sqlx::query(sql)
+        .bind(user)
+        .bind(world)
+        .bind(score)
+        .bind(true)
+        .bind(finished_at - Duration::minutes(2))
+        .bind(finished_at)
+        .execute(p)
+        .await
+        .map(|_| ()))
     .expect("seed mission_progress");
 }
 
 async fn count(store: &Store, sql: &str) -> i64 {
-    match store {
-        Store::Postgres(p) => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await,
-        Store::Sqlite(p) => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await,
-    }
-    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    with_pool!(store, p => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 async fn fresh_store(backend: Backend) -> (Store, Option<TempDir>) {
@@ -580,15 +566,7 @@ async fn every_guide_statement_tells_the_truth_about_played_matches() {
     // Average mission duration per world = the matches' lengths, weighted by their players.
     let mut expected: BTreeMap<String, (f64, f64)> = BTreeMap::new();
     for r in [&d1, &d2, &br] {
-        let record: Value = app
-            .http
-            .get(app.url(&format!("/api/matches/{}", r.room)))
-            .send()
-            .await
-            .expect("http")
-            .json()
-            .await
-            .expect("json");
+        let record: Value = get_json(&app.http, app.url(&format!("/api/matches/{}", r.room))).await;
         let at = |k: &str| {
             DateTime::parse_from_rfc3339(record[k].as_str().expect("time")).expect("rfc3339")
         };
@@ -975,10 +953,7 @@ async fn seed_cleanup(store: &Store, now: DateTime<Utc>) {
             }
         }};
     }
-    match store {
-        Store::Postgres(p) => seed!(p),
-        Store::Sqlite(p) => seed!(p),
-    }
+    with_pool!(store, p => seed!(p))
 }
 
 async fn labels(store: &Store) -> Vec<Vec<String>> {
@@ -989,11 +964,8 @@ async fn labels(store: &Store) -> Vec<Vec<String>> {
         "SELECT reason FROM reward_items ORDER BY reason",
     ] {
         out.push(
-            match store {
-                Store::Postgres(p) => sqlx::query_scalar::<_, String>(sql).fetch_all(p).await,
-                Store::Sqlite(p) => sqlx::query_scalar::<_, String>(sql).fetch_all(p).await,
-            }
-            .expect("labels"),
+            with_pool!(store, p => sqlx::query_scalar::<_, String>(sql).fetch_all(p).await)
+                .expect("labels"),
         );
     }
     out
@@ -1086,10 +1058,7 @@ async fn report_fields_on_both_backends() {
                 }
             }};
         }
-        match &store {
-            Store::Postgres(p) => seed!(p),
-            Store::Sqlite(p) => seed!(p),
-        }
+        with_pool!(&store, p => seed!(p));
         progress(&store, "back", "it", 10, now - Duration::days(3)).await;
         progress(&store, "new", "it", 10, now - Duration::hours(1)).await;
         progress(&store, "new", "science", 10, now - Duration::hours(2)).await;

@@ -6,16 +6,14 @@ use chrono::{DateTime, Duration, Utc};
 use juno_server::ops::Week;
 use juno_server::rating::{update_duel, Outcome, Rating};
 use juno_server::store::Store;
+use juno_server::with_pool;
 use serde_json::Value;
 
 use crate::support::*;
 
 async fn exec(store: &Store, sql: &str) {
-    match store {
-        Store::Postgres(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-        Store::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-    }
-    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    with_pool!(store, p => sqlx::query(sql).execute(p).await.map(|_| ()))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 /// A finished match row worth `score` for `user` at `at`, with `correct` of `asked` right.
@@ -30,30 +28,17 @@ async fn played(
     let sql = "INSERT INTO mission_progress (user_id, mission_id, world, score, correct, answered, questions, success, finished, started_at, finished_at)
                VALUES ($1, 'demo', 'it', $2, $3, $4, $4, $5, $6, $7, $7)";
     let success = correct * 2 >= asked;
-    match store {
-        Store::Postgres(p) => sqlx::query(sql)
-            .bind(user)
-            .bind(score)
-            .bind(correct)
-            .bind(asked)
-            .bind(success)
-            .bind(true)
-            .bind(at)
-            .execute(p)
-            .await
-            .map(|_| ()),
-        Store::Sqlite(p) => sqlx::query(sql)
-            .bind(user)
-            .bind(score)
-            .bind(correct)
-            .bind(asked)
-            .bind(success)
-            .bind(true)
-            .bind(at)
-            .execute(p)
-            .await
-            .map(|_| ()),
-    }
+    with_pool!(store, p => sqlx::query(sql)
+        .bind(user)
+        .bind(score)
+        .bind(correct)
+        .bind(asked)
+        .bind(success)
+        .bind(true)
+        .bind(at)
+        .execute(p)
+        .await
+        .map(|_| ()))
     .expect("seed");
 }
 

@@ -205,6 +205,17 @@ impl TestApp {
     }
 }
 
+/// GETs `url` and parses its JSON body (any status: the tests check the fields).
+pub async fn get_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: String) -> T {
+    http.get(url)
+        .send()
+        .await
+        .expect("http")
+        .json()
+        .await
+        .expect("json")
+}
+
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A game client that keeps messages it was not waiting for, in order.
@@ -367,6 +378,11 @@ impl Client {
             }
         }
         out
+    }
+
+    /// Whether any message received within `window` matches `pred`.
+    pub async fn got_any(&mut self, window: Duration, pred: impl Fn(&ServerMsg) -> bool) -> bool {
+        self.drain_for(window).await.iter().any(pred)
     }
 
     /// Waits for the server to close the connection; returns the close code if one came.
