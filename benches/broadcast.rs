@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use juno_protocol::{encode, BossHp, Leader, Round, ServerMsg};
-use juno_server::session::Sessions;
+use juno_server::game::sessions::Sessions;
 use prometheus::IntCounter;
 
 fn round_frame() -> ServerMsg {

@@ -1,29 +1,32 @@
 //! The JunoSixteen realtime server: WebSocket game rooms, the HTTP API and the
-//! edges to the database. `main.rs` only parses the command line and calls [`run`].
+//! edges to the database and to other nodes. `main.rs` only parses the command
+//! line and calls [`run`]; this file wires the layers together.
+//!
+//! # Layers, and the one-way rule
+//!
+//! | layer | owns |
+//! |---|---|
+//! | [`gateway`] | HTTP routes and handlers, JWT auth, the WebSocket upgrade, the connection task and its rate budget, dispatch of client messages |
+//! | [`game`] | room hosts and fan-out, room creation and lookup, seats, matchmaking, flags, ratings in play, questions, presence, notifications, drain, what other nodes send |
+//! | [`ops`] | the operator commands (`juno-server admin …`) |
+//! | [`cluster`] | Redis: the directories (seats, rooms, presence), the duel queue and its Lua scripts, the bus, the shared weekly board, the heartbeat — each with a local backend for a node on its own |
+//! | [`store`] | SQL through sqlx (SQLite or Postgres), the results outbox, the login writer |
+//! | [`model`], [`config`], [`metrics`] | plain data and pure rules several layers share, the configuration, the Prometheus registry |
+//!
+//! Dependencies point one way: `gateway → game → {cluster, store} → model`,
+//! `ops → store`, and everything may use `config`, `metrics` and the crates
+//! `juno-rooms` (the game rules, sans-IO) and `juno-protocol` (the wire). A module
+//! never imports from a layer above its own; `tests/it/layers.rs` fails if one does.
+//! So a rule lives in one place: a game rule in `juno-rooms`, how the node applies
+//! it in `game`, how nodes share it in `cluster`, how it is kept in `store`.
 
-pub mod auth;
-pub mod boards;
 pub mod cluster;
 pub mod config;
-pub mod conn;
-pub mod difficulty;
-pub mod dispatch;
-pub mod drain;
-pub mod flags;
-pub mod http;
-pub mod logins;
-pub mod matching;
-pub mod matchmaker;
+pub mod game;
+pub mod gateway;
 pub mod metrics;
-pub mod node;
-pub mod notify;
+pub mod model;
 pub mod ops;
-pub mod outbox;
-pub mod rating;
-pub mod room_host;
-pub mod routing;
-pub mod session;
-pub mod stats;
 pub mod store;
 
 use axum::serve::ListenerExt;
@@ -38,14 +41,19 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Auth;
+use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::node::Node;
-use crate::store::Store;
+use crate::game::difficulty::Difficulty;
+use crate::game::{drain, Node};
+use crate::gateway::auth::{self, Auth};
+use crate::gateway::{http, Gateway};
+use crate::store::{Logins, Store};
 
 /// A started node: its shared state, its address, and the task serving HTTP.
 pub struct Server {
     pub node: Arc<Node>,
+    /// The node's keys (tests and tools mint tokens with them).
+    pub auth: Arc<Auth>,
     pub addr: SocketAddr,
     serving: JoinHandle<()>,
     outbox_writer: JoinHandle<()>,
@@ -64,50 +72,35 @@ impl Server {
                 "dev mode: JUNO_JWT_SECRET is not set, so tokens are signed with a generated secret and POST /auth/dev-token is open"
             );
         }
+        let auth = Arc::new(auth);
         let spool = spool_path(&config);
         let cluster = match &config.redis_url {
-            Some(url) => {
-                Some(cluster::Cluster::connect(url, &config.node_id, &config.redis_prefix).await?)
-            }
-            None => None,
+            Some(url) => Cluster::connect(url, &config.node_id, &config.redis_prefix).await?,
+            None => Cluster::local(&config.node_id),
         };
-        let difficulty = difficulty::Difficulty::builtin(config.policy_url.as_deref())?;
-        let node = Node::new(config, auth, store.clone(), flags, cluster, difficulty);
-        if let Some(cluster) = &node.cluster {
-            cluster.start(&node);
-        }
-        matching::spawn_rematch(&node);
-        spawn_keepalive(&node);
+        let difficulty = Difficulty::builtin(config.policy_url.as_deref())?;
+        let node = Node::start(config, store.clone(), flags, cluster, difficulty);
         let outbox_stop = CancellationToken::new();
         let on_written = {
             let node = Arc::downgrade(&node);
-            move |record: &store::MatchRecord| {
+            move |record: &crate::model::MatchRecord| {
                 if let Some(node) = node.upgrade() {
-                    if let Some(cluster) = &node.cluster {
-                        let (week, _, _) = stats::iso_week(record.finished_at);
-                        let points: Vec<(String, String, u64)> = record
-                            .summary
-                            .players
-                            .iter()
-                            .map(|p| (p.id.clone(), p.name.clone(), p.score))
-                            .collect();
-                        cluster.add_weekly_points(&week, &points);
-                    }
-                    node.metrics.observe_mission(
-                        &record.world,
-                        &record.summary.players,
-                        record.summary.questions_asked,
-                    );
+                    node.on_match_written(record);
                 }
             }
         };
-        let outbox_writer = node
-            .outbox
-            .start(store, spool, outbox_stop.clone(), on_written);
+        let outbox_writer =
+            node.outbox
+                .start(store.clone(), spool, outbox_stop.clone(), on_written);
+        let gateway = Gateway {
+            node: node.clone(),
+            auth: auth.clone(),
+            logins: Arc::new(Logins::start(store)),
+        };
         let addr = listener
             .local_addr()
             .context("reading the listening address")?;
-        let app = http::router(node.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let app = http::router(gateway).into_make_service_with_connect_info::<SocketAddr>();
         let stop = node.shutdown.clone();
         let serving = tokio::spawn(async move {
             // Frames are small and latency-bound: Nagle's algorithm would hold a
@@ -128,6 +121,7 @@ impl Server {
         tracing::info!(%addr, node = %node.config.node_id, "serving");
         Ok(Server {
             node,
+            auth,
             addr,
             serving,
             outbox_writer,
@@ -160,24 +154,6 @@ pub async fn run(
         drain::drain(node).await;
     });
     server.wait().await
-}
-
-/// Pings every connection each `JUNO_KEEPALIVE_SECS` from one task (a peer silent
-/// for three rounds is dropped by its connection), instead of a timer per connection.
-fn spawn_keepalive(node: &Arc<Node>) {
-    let weak = Arc::downgrade(node);
-    let every = node.config.keepalive;
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        loop {
-            tick.tick().await;
-            let Some(node) = weak.upgrade() else { return };
-            if node.shutdown.is_cancelled() {
-                return;
-            }
-            node.sessions.ping_all();
-        }
-    });
 }
 
 /// Where unwritten results are kept across a restart: beside the embedded database,

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use juno_server::auth::Auth;
 use juno_server::config::Config;
+use juno_server::gateway::auth::Auth;
 use juno_server::store::Store;
 use tracing_subscriber::EnvFilter;
 

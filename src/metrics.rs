@@ -163,7 +163,7 @@ impl Metrics {
         let (plays, successes) = tally.entry(world.to_string()).or_insert((0, 0));
         for p in players {
             *plays += 1;
-            if crate::store::mission_success(p.correct, asked) {
+            if crate::model::mission_success(p.correct, asked) {
                 *successes += 1;
             }
         }

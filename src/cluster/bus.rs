@@ -1,68 +1,111 @@
-//! Messages between nodes over Redis pub/sub. Each node listens on its own
-//! channel and on one channel for everybody; payloads are MessagePack.
+//! Messages between nodes: each node listens on its own channel and on one
+//! channel for everybody. The bus carries opaque payloads (the game layer
+//! decides what they mean) and hands what arrives for this node to one inbox,
+//! in order. Alone, a node's bus is a loopback: what it sends to itself or to
+//! everybody lands in its own inbox, so callers never ask whether others exist.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
 
-use crate::room_host::Action;
+use super::link::Link;
 
-/// What one node tells another.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "k", rename_all = "snake_case")]
-pub enum BusMsg {
-    /// A command for a room hosted on the receiving node.
-    Room { room: String, cmd: RemoteCmd },
-    /// The same encoded frame for several users connected to the receiving node:
-    /// one bus message per node, never one per player.
-    Deliver { users: Vec<String>, frame: Bytes },
-    /// `user` connected to `node`: an older connection of theirs here must go.
-    Kick { user: String, node: String },
-    /// Feature flags changed in the database: reload them and push them to clients.
-    FlagsChanged,
-    /// A notification for this node's online users: all of them, or those listed,
-    /// at or above a level.
-    Notify {
-        users: Option<Vec<String>>,
-        min_level: Option<i32>,
-        frame: Bytes,
-    },
+/// What arrives on this node's inbox.
+pub type Inbox = mpsc::UnboundedReceiver<Bytes>;
+
+/// This node's end of the bus.
+pub struct Bus {
+    node_id: String,
+    redis: Option<Arc<Link>>,
+    inbox: mpsc::UnboundedSender<Bytes>,
 }
 
-/// A room command that crossed from the node its user is connected to.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "c", rename_all = "snake_case")]
-pub enum RemoteCmd {
-    Client {
-        user: String,
-        rid: Option<u64>,
-        action: Action,
-        from: String,
-    },
-    Disconnected {
-        user: String,
-    },
-    Reconnected {
-        user: String,
-        node: String,
-    },
-    Unspectate {
-        user: String,
-    },
-}
-
-impl BusMsg {
-    pub fn encode(&self) -> Vec<u8> {
-        // Invariant: BusMsg is plain data with string keys; encoding into a Vec cannot fail.
-        rmp_serde::to_vec_named(self).expect("a BusMsg always encodes")
+impl Bus {
+    pub(crate) fn new(node_id: &str, redis: Option<Arc<Link>>) -> (Bus, Inbox) {
+        let (inbox, rx) = mpsc::unbounded_channel();
+        let bus = Bus {
+            node_id: node_id.to_string(),
+            redis,
+            inbox,
+        };
+        (bus, rx)
     }
 
-    pub fn decode(bytes: &[u8]) -> Option<BusMsg> {
-        match rmp_serde::from_slice(bytes) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                tracing::warn!(error = %e, "undecodable bus message dropped");
-                None
+    /// Sends `payload` to `node` (in order with every other write of this node).
+    /// A payload for a node that does not exist is dropped, as Redis would.
+    pub fn send(&self, node: &str, payload: Vec<u8>) {
+        match &self.redis {
+            Some(redis) => redis.publish(channel(redis, node), payload),
+            None if node == self.node_id => {
+                let _ = self.inbox.send(Bytes::from(payload));
+            }
+            None => tracing::debug!(%node, "bus message for an unknown node dropped"),
+        }
+    }
+
+    /// Sends `payload` to every node, this one included.
+    pub fn send_all(&self, payload: Vec<u8>) {
+        match &self.redis {
+            Some(redis) => redis.publish(all_channel(redis), payload),
+            None => {
+                let _ = self.inbox.send(Bytes::from(payload));
             }
         }
     }
+
+    /// Listens on this node's channel and the all-nodes channel until `stopped`
+    /// says so, reconnecting after outages (a loopback bus needs no listener).
+    pub(crate) fn spawn_listener(&self, stopped: impl Fn() -> bool + Send + 'static) {
+        let Some(redis) = self.redis.clone() else {
+            return;
+        };
+        let inbox = self.inbox.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                if stopped() || inbox.is_closed() {
+                    return;
+                }
+                match redis.client.get_async_pubsub().await {
+                    Ok(mut pubsub) => {
+                        let subscribed = async {
+                            pubsub.subscribe(channel(&redis, &redis.node_id)).await?;
+                            pubsub.subscribe(all_channel(&redis)).await
+                        }
+                        .await;
+                        if let Err(e) = subscribed {
+                            tracing::warn!(error = %e, "subscribing to the bus");
+                        } else {
+                            backoff = Duration::from_millis(100);
+                            let mut messages = pubsub.on_message();
+                            while let Some(msg) = messages.next().await {
+                                if inbox
+                                    .send(Bytes::copy_from_slice(msg.get_payload_bytes()))
+                                    .is_err()
+                                {
+                                    return;
+                                }
+                            }
+                            tracing::warn!("bus subscription ended; reconnecting");
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "bus connection failed"),
+                }
+                redis.set_healthy(false);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        });
+    }
+}
+
+fn channel(redis: &Link, node: &str) -> String {
+    redis.key(&["to", node])
+}
+
+fn all_channel(redis: &Link) -> String {
+    redis.key(&["all"])
 }

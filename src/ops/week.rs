@@ -4,7 +4,7 @@
 use anyhow::{bail, Context};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 
-use crate::stats::iso_week;
+use crate::model::iso_week;
 
 /// An ISO week: its label and its [start, end) in UTC.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,8 +4,10 @@
 //! differ the backend's own migration (migrations/postgres, migrations/sqlite)
 //! absorbs it, so every query below is written once and run through [`with_pool!`].
 
+mod logins;
 mod matches;
 pub mod ops;
+mod outbox;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -21,7 +23,8 @@ use sqlx::sqlite::{
 use sqlx::types::Json;
 use sqlx::{QueryBuilder, Row};
 
-pub use matches::{mission_success, MatchRecord};
+pub use logins::Logins;
+pub use outbox::Outbox;
 
 /// A connection pool to one of the two backends.
 #[derive(Clone, Debug)]
@@ -331,20 +334,20 @@ mod tests {
 
 impl Store {
     /// Every flag's switch and targeting.
-    pub async fn flag_set(&self) -> anyhow::Result<crate::flags::FlagSet> {
+    pub async fn flag_set(&self) -> anyhow::Result<crate::model::FlagSet> {
         let base = self.flags().await?;
         let sql = "SELECT name, allow, percent FROM feature_flag_targeting";
         let rows = with_pool!(self, pool => sqlx::query(sql).fetch_all(pool).await.map(|rows| {
             rows.iter().map(|r| {
                 let allow: Json<std::collections::BTreeSet<String>> = r.try_get("allow")?;
                 let percent: Option<i32> = r.try_get("percent")?;
-                let targeting = crate::flags::Targeting { allow: allow.0, percent: percent.map(|p| p.clamp(0, 100) as u8) };
+                let targeting = crate::model::Targeting { allow: allow.0, percent: percent.map(|p| p.clamp(0, 100) as u8) };
                 Ok((r.try_get::<String, _>("name")?, targeting))
             }).collect::<Result<Vec<_>, sqlx::Error>>()
         }))
         .context("reading flag targeting")?
         .context("decoding flag targeting")?;
-        Ok(crate::flags::FlagSet {
+        Ok(crate::model::FlagSet {
             base,
             targeting: rows.into_iter().collect(),
         })
@@ -354,7 +357,7 @@ impl Store {
     pub async fn set_flag_targeting(
         &self,
         name: &str,
-        targeting: &crate::flags::Targeting,
+        targeting: &crate::model::Targeting,
     ) -> anyhow::Result<()> {
         let sql = "INSERT INTO feature_flag_targeting (name, allow, percent, updated_at) VALUES ($1, $2, $3, $4)
                    ON CONFLICT (name) DO UPDATE SET allow = excluded.allow, percent = excluded.percent, updated_at = excluded.updated_at";

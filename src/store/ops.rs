@@ -15,7 +15,7 @@ use serde::Serialize;
 use sqlx::{QueryBuilder, Row};
 
 use super::{with_pool, Store};
-use crate::rating::Rating;
+use crate::model::Rating;
 
 /// Users per `IN (…)` list, well under either backend's bind limit.
 const USERS_PER_QUERY: usize = 500;

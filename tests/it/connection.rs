@@ -16,7 +16,7 @@ async fn bad_tokens_get_401_and_an_auth_log_row() {
         format!("ws://{}/ws", app.addr),
         app.ws_url("not-a-jwt"),
         app.ws_url(
-            &juno_server::auth::Auth::new(&["other-secret".into()], false)
+            &juno_server::gateway::auth::Auth::new(&["other-secret".into()], false)
                 .mint("mallory", None, 60)
                 .expect("mint"),
         ),

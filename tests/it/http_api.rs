@@ -179,7 +179,7 @@ async fn a_ten_percent_rollout_reaches_a_stable_tenth_of_users() {
     let mut watcher_out = None;
     for i in 0..40 {
         let user = format!("u{i}");
-        let in_tenth = juno_server::flags::bucket("clans", &user) < 10;
+        let in_tenth = juno_server::model::flags::bucket("clans", &user) < 10;
         if in_tenth && watcher_in.is_none() {
             watcher_in = Some(app.connect(&user).await);
         } else if !in_tenth && watcher_out.is_none() {
@@ -205,7 +205,7 @@ async fn a_ten_percent_rollout_reaches_a_stable_tenth_of_users() {
     for i in 0..300 {
         let user = format!("r{i}");
         let c = app.connect(&user).await;
-        let expected = juno_server::flags::bucket("clans", &user) < 10;
+        let expected = juno_server::model::flags::bucket("clans", &user) < 10;
         assert_eq!(c.welcome.flags["clans"], expected, "{user}");
         on += usize::from(expected);
     }

@@ -9,6 +9,7 @@ mod cluster;
 mod connection;
 mod duel;
 mod http_api;
+mod layers;
 mod loadtest;
 mod modes;
 mod ops;

@@ -476,7 +476,7 @@ async fn every_guide_statement_tells_the_truth_about_played_matches() {
         .await;
 
     // Two refused connections: a token that is no JWT, and one signed with another secret.
-    let stranger = juno_server::auth::Auth::from_config(&Config {
+    let stranger = juno_server::gateway::auth::Auth::from_config(&Config {
         jwt_secrets: vec!["not-the-servers-secret".into()],
         ..Config::default()
     })

@@ -3,8 +3,8 @@
 //! and adaptive difficulty build on.
 
 use chrono::{DateTime, Duration, Utc};
+use juno_server::model::rating::{update_duel, Outcome, Rating};
 use juno_server::ops::Week;
-use juno_server::rating::{update_duel, Outcome, Rating};
 use juno_server::store::Store;
 use juno_server::with_pool;
 use serde_json::Value;
@@ -242,7 +242,7 @@ async fn ratings_round_trip(backend: Backend) {
     let ann = recent["ann"];
     assert_eq!((ann.matches, ann.correct, ann.asked), (20, 20, 80));
     assert_eq!(ann.success_rate(), Some(0.25));
-    let stats = juno_server::difficulty::PlayerStats::load(&store, &["ann", "bob"])
+    let stats = juno_server::game::difficulty::PlayerStats::load(&store, &["ann", "bob"])
         .await
         .expect("stats");
     assert_eq!(stats[0].recent_success, Some(0.25));

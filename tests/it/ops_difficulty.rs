@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::routing::post;
 use axum::{Json, Router};
 use juno_protocol::{Mission, Question};
-use juno_server::difficulty::{Difficulty, PlayerStats, Source, SERVICE_TIMEOUT};
+use juno_server::game::difficulty::{Difficulty, PlayerStats, Source, SERVICE_TIMEOUT};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 

@@ -124,7 +124,7 @@ impl ClusterProcs {
     }
 
     pub fn token(user: &str) -> String {
-        juno_server::auth::Auth::new(&[SECRET.into()], false)
+        juno_server::gateway::auth::Auth::new(&[SECRET.into()], false)
             .mint(user, Some(&user.to_uppercase()), 3600)
             .expect("mint")
     }

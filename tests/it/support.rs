@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use juno_protocol::{decode_server, encode_client, ClientMsg, ServerMsg};
 use juno_server::config::Config;
-use juno_server::node::Node;
+use juno_server::game::Node;
 use juno_server::store::Store;
 use juno_server::Server;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -29,6 +29,7 @@ pub enum Backend {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub node: Arc<Node>,
+    pub auth: Arc<juno_server::gateway::auth::Auth>,
     pub http: reqwest::Client,
     _dir: Option<TempDir>,
 }
@@ -121,6 +122,7 @@ pub async fn spawn_on(
         .await
         .expect("server starts");
     let node = server.node.clone();
+    let auth = server.auth.clone();
     let addr = server.addr;
     tokio::spawn(async move {
         let _ = server.wait().await;
@@ -128,6 +130,7 @@ pub async fn spawn_on(
     TestApp {
         addr,
         node,
+        auth,
         http: reqwest::Client::new(),
         _dir: dir,
     }
@@ -135,8 +138,7 @@ pub async fn spawn_on(
 
 impl TestApp {
     pub fn token(&self, user: &str) -> String {
-        self.node
-            .auth
+        self.auth
             .mint(user, Some(&user.to_uppercase()), 3600)
             .expect("mint")
     }

@@ -1,6 +1,9 @@
 //! Live connections by user: one per user (a newer one replaces the older),
 //! each reached through a bounded queue of encoded frames so that a client
 //! that cannot keep up is cut off instead of slowing anybody else down.
+//!
+//! The game layer owns these (rooms fan their frames out into the queues); the
+//! gateway's connection task is the queue's one reader and writes to the socket.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +14,14 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use futures_util::task::AtomicWaker;
 use prometheus::IntCounter;
+
+/// WebSocket close codes the contract uses.
+pub mod close_code {
+    pub const NORMAL: u16 = 1000;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+    pub const RESTART: u16 = 1012;
+}
 
 /// What the writer half of a connection sends.
 #[derive(Debug)]

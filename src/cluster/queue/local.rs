@@ -1,8 +1,5 @@
-//! `queue` matchmaking on one node (the cluster's lives in Redis, with the same
-//! rules): players queued for the same mission are paired by rating. A ticket
-//! accepts opponents within a window that starts at [`BASE_WINDOW`] rating
-//! points and widens by [`WIDEN_PER_SEC`] for every second it waits, so close
-//! ratings are paired first and nobody waits forever while anyone else is queued.
+//! The duel queue of a node on its own: tickets in this process, paired by the
+//! rules of [`super`] on the clock the caller passes in.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,15 +7,7 @@ use std::time::Instant;
 
 use juno_protocol::PlayerRef;
 
-/// Rating difference a fresh ticket accepts.
-pub const BASE_WINDOW: f64 = 100.0;
-/// How much wider the window gets per second of waiting.
-pub const WIDEN_PER_SEC: f64 = 50.0;
-
-/// The rating window of a ticket that has waited `secs`.
-pub fn window(secs: f64) -> f64 {
-    BASE_WINDOW + WIDEN_PER_SEC * secs.max(0.0)
-}
+use super::{best_opponent, closest_pair, Waiting};
 
 #[derive(Debug, Clone)]
 struct Ticket {
@@ -41,8 +30,8 @@ pub struct Matchmaker {
 
 impl Matchmaker {
     /// Queues `player` for `mission` (replacing any earlier ticket). Returns the
-    /// opponent when a waiting one is within either ticket's window; both tickets
-    /// are then gone.
+    /// opponent when a waiting ticket's window accepts this rating (the closest
+    /// such); both tickets are then gone.
     pub fn enqueue(
         &self,
         player: PlayerRef,
@@ -54,19 +43,7 @@ impl Matchmaker {
         let q = &mut *guard;
         q.remove(&player.id);
         let waiting = q.by_mission.entry(mission.to_string()).or_default();
-        let best = waiting
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                (
-                    i,
-                    (t.rating - rating).abs(),
-                    window(now.duration_since(t.since).as_secs_f64()),
-                )
-            })
-            .filter(|&(_, gap, win)| gap <= win.max(BASE_WINDOW))
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(i, _, _)| i);
+        let best = best_opponent(&as_waiting(waiting, now), rating);
         if let Some(i) = best {
             let opponent = waiting.remove(i);
             q.mission_of.remove(&opponent.player.id);
@@ -88,7 +65,7 @@ impl Matchmaker {
         let q = &mut *guard;
         let mut pairs = Vec::new();
         for (mission, waiting) in q.by_mission.iter_mut() {
-            while let Some((i, j)) = closest_pair(waiting, now) {
+            while let Some((i, j)) = closest_pair(&as_waiting(waiting, now)) {
                 let b = waiting.remove(j);
                 let a = waiting.remove(i);
                 pairs.push((mission.clone(), a.player, b.player));
@@ -127,21 +104,15 @@ impl Matchmaker {
     }
 }
 
-/// The two tickets (i < j) with the smallest rating gap that either one's window accepts.
-fn closest_pair(waiting: &[Ticket], now: Instant) -> Option<(usize, usize)> {
-    let mut best: Option<(usize, usize, f64)> = None;
-    for i in 0..waiting.len() {
-        for j in i + 1..waiting.len() {
-            let (a, b) = (&waiting[i], &waiting[j]);
-            let gap = (a.rating - b.rating).abs();
-            let win = window(now.duration_since(a.since).as_secs_f64())
-                .max(window(now.duration_since(b.since).as_secs_f64()));
-            if gap <= win && best.is_none_or(|(_, _, g)| gap < g) {
-                best = Some((i, j, gap));
-            }
-        }
-    }
-    best.map(|(i, j, _)| (i, j))
+/// The tickets as the pairing rules see them at `now`.
+fn as_waiting(tickets: &[Ticket], now: Instant) -> Vec<Waiting> {
+    tickets
+        .iter()
+        .map(|t| Waiting {
+            rating: t.rating,
+            waited_secs: now.duration_since(t.since).as_secs_f64(),
+        })
+        .collect()
 }
 
 impl Queues {

@@ -19,7 +19,7 @@ use anyhow::{bail, Context};
 use juno_protocol::{Mission, Question};
 use serde::{Deserialize, Serialize};
 
-use crate::rating::DEFAULT_RATING;
+use crate::model::rating::DEFAULT_RATING;
 use crate::store::Store;
 
 /// Longest the policy service may take to answer.
@@ -27,7 +27,7 @@ pub const SERVICE_TIMEOUT: Duration = Duration::from_millis(300);
 /// How long a failed policy service is not asked again.
 pub const SERVICE_COOLDOWN: Duration = Duration::from_secs(5);
 /// The policies that ship with the server.
-const BUILTIN_POLICIES: &str = include_str!("../policies/difficulty.yaml");
+const BUILTIN_POLICIES: &str = include_str!("../../policies/difficulty.yaml");
 
 /// What the policy knows about one player of the match.
 #[derive(Debug, Clone, PartialEq, Serialize)]

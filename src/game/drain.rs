@@ -10,9 +10,9 @@ use std::time::Duration;
 use juno_protocol::{encode, Reconnect, ServerMsg};
 use tokio::time::Instant;
 
-use crate::conn::close_code;
-use crate::node::Node;
-use crate::room_host::RoomCmd;
+use super::host::RoomCmd;
+use super::sessions::close_code;
+use super::Node;
 
 /// How often the drain looks for connections to release and rooms still running.
 const SWEEP_EVERY: Duration = Duration::from_millis(200);
@@ -28,8 +28,8 @@ pub async fn drain(node: Arc<Node>) {
     for room in node.rooms.iter() {
         let _ = room.tx.try_send(RoomCmd::CloseIfWaiting);
     }
-    node.matchmaker.clear();
-    // Cluster tickets of this node's players die with their presence entries below.
+    // Shared tickets of this node's players die with their presence entries.
+    node.cluster.queue.clear();
     let deadline = Instant::now() + node.config.drain_timeout;
     let mut released = HashSet::new();
     loop {
@@ -51,9 +51,7 @@ pub async fn drain(node: Arc<Node>) {
             "database unreachable: results will be spooled"
         );
     }
-    if let Some(cluster) = &node.cluster {
-        cluster.leave().await;
-    }
+    node.cluster.leave().await;
     tracing::info!("drained");
     node.shutdown.cancel();
 }
@@ -71,9 +69,9 @@ fn release_idle(node: &Node, released: &mut HashSet<u64>, all: bool) {
         // Only a seat in a running room on THIS node keeps a connection here; players of
         // rooms elsewhere can resume through any other node.
         let seated_in_running_room = node
-            .seats
-            .get(&*conn.user)
-            .map(|r| r.clone())
+            .cluster
+            .directory
+            .seat_here(&conn.user)
             .and_then(|room| node.rooms.get(&room).map(|h| !h.is_finished()))
             .unwrap_or(false);
         if all || !seated_in_running_room {

@@ -18,11 +18,11 @@ use tokio::time::{sleep_until, Instant};
 
 use bytes::Bytes;
 
-use crate::cluster::BusMsg;
-use crate::node::{Node, RoomHandle, RoomStart};
-use crate::rating::Rating;
-use crate::session::ConnHandle;
-use crate::store::MatchRecord;
+use super::inbound::BusMsg;
+use super::sessions::ConnHandle;
+use super::{Node, RoomHandle, RoomStart};
+use crate::model::rating::{self, Rating};
+use crate::model::MatchRecord;
 
 /// Commands a room accepts. Capacity is large so a thousand players answering at
 /// once queue up instead of being refused.
@@ -103,9 +103,7 @@ pub fn spawn(
         .rooms_active
         .with_label_values(&[mode.as_str()])
         .inc();
-    if let Some(cluster) = &node.cluster {
-        cluster.register_room(&spec.room, mode.as_str());
-    }
+    node.cluster.directory.register_room(&spec.room, mode);
     let host = Host {
         room: Room::new(spec),
         node: node.clone(),
@@ -493,7 +491,7 @@ impl Host {
         };
         let mut remote = HashMap::new();
         for p in &players {
-            self.node.set_sub_seat(&p.id, Some(&room));
+            self.node.cluster.directory.set_sub_seat(&p.id, Some(&room));
             if let Some(node) = self.remote.get(&p.id) {
                 remote.insert(p.id.clone(), node.clone());
             }
@@ -541,8 +539,8 @@ impl Host {
             return None;
         };
         let (ra, rb) = (*ratings.get(&a.id)?, *ratings.get(&b.id)?);
-        let outcome = crate::rating::Outcome::from_winner(&a.id, &b.id, result.winner.as_deref());
-        let (na, nb) = crate::rating::update_duel(ra, rb, outcome);
+        let outcome = rating::Outcome::from_winner(&a.id, &b.id, result.winner.as_deref());
+        let (na, nb) = rating::update_duel(ra, rb, outcome);
         self.new_ratings = vec![(a.id.clone(), na), (b.id.clone(), nb)];
         Some(
             [
@@ -561,14 +559,7 @@ impl Host {
         let room_id = self.room.id().to_string();
         for p in &summary.players {
             self.node.release_seat(&p.id, &room_id);
-            if self
-                .node
-                .sub_seats
-                .get(&p.id)
-                .is_some_and(|r| *r == room_id)
-            {
-                self.node.set_sub_seat(&p.id, None);
-            }
+            self.node.cluster.directory.clear_sub_seat(&p.id, &room_id);
         }
         if let Some(parent) = &self.parent {
             let winner = summary
@@ -649,9 +640,7 @@ impl Host {
             self.node.release_seat(user, &room_id);
         }
         self.node.rooms.remove(&room_id);
-        if let Some(cluster) = &self.node.cluster {
-            cluster.unregister_room(&room_id);
-        }
+        self.node.cluster.directory.unregister_room(&room_id);
         self.node
             .metrics
             .rooms_active
@@ -694,20 +683,21 @@ impl Host {
     fn seated(&mut self, user: &str) {
         self.players.insert(user.to_string());
         self.members_changed();
-        self.node.confirm_seat(user, self.room.id());
+        self.node
+            .cluster
+            .directory
+            .confirm_seat(user, self.room.id());
     }
 
     /// Sends a frame to one member, on this node or through the bus.
     fn deliver(&self, user: &str, frame: Bytes) {
-        match (self.remote.get(user), &self.node.cluster) {
-            (Some(node), Some(cluster)) => cluster.send(
-                node,
-                &BusMsg::Deliver {
-                    users: vec![user.to_string()],
-                    frame,
-                },
-            ),
-            _ => {
+        match self.remote.get(user) {
+            Some(node) => self
+                .node
+                .cluster
+                .bus
+                .send(node, BusMsg::deliver(vec![user.to_string()], frame)),
+            None => {
                 self.node.send_to(user, frame);
             }
         }
@@ -739,10 +729,8 @@ impl Host {
         let mut by_node: HashMap<&str, Vec<String>> = HashMap::new();
         for user in users {
             match self.remote.get(user) {
-                Some(node) if self.node.cluster.is_some() => {
-                    by_node.entry(node).or_default().push(user.to_string())
-                }
-                _ => local.extend(self.node.sessions.get(user)),
+                Some(node) => by_node.entry(node).or_default().push(user.to_string()),
+                None => local.extend(self.node.sessions.get(user)),
             }
         }
         let remote = by_node
@@ -758,16 +746,9 @@ impl Host {
         for conn in &fanout.local {
             all_open &= conn.send(frame.clone());
         }
-        if let Some(cluster) = &self.node.cluster {
-            for (node, users) in &fanout.remote {
-                cluster.send(
-                    node,
-                    &BusMsg::Deliver {
-                        users: users.clone(),
-                        frame: frame.clone(),
-                    },
-                );
-            }
+        for (node, users) in &fanout.remote {
+            let msg = BusMsg::deliver(users.clone(), frame.clone());
+            self.node.cluster.bus.send(node, msg);
         }
         all_open
     }
@@ -779,18 +760,15 @@ impl Host {
 
     /// The direct answer to a client's command.
     fn reply(&self, to: &Reply, user: &str, frame: Bytes) {
-        match (to, &self.node.cluster) {
-            (Reply::Local(conn), _) => {
+        match to {
+            Reply::Local(conn) => {
                 conn.send(frame);
             }
-            (Reply::Remote(node), Some(cluster)) => cluster.send(
-                node,
-                &BusMsg::Deliver {
-                    users: vec![user.to_string()],
-                    frame,
-                },
-            ),
-            (Reply::Remote(_), None) => {}
+            Reply::Remote(node) => self
+                .node
+                .cluster
+                .bus
+                .send(node, BusMsg::deliver(vec![user.to_string()], frame)),
         }
     }
 }

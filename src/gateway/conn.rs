@@ -13,7 +13,6 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::num::NonZeroU32;
 use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,29 +22,15 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
 use futures_util::{Sink, StreamExt};
-use governor::clock::MonotonicClock;
-use governor::middleware::NoOpMiddleware;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
-use juno_protocol::{
-    decode_client, encode, ClientFrame, ClientMsg, ErrorCode, Pong, ServerMsg, Welcome,
-};
+use juno_protocol::{decode_client, encode, ClientFrame, ClientMsg, ErrorCode, Pong, ServerMsg};
 use tokio::time::Instant;
 
-use crate::auth::Identity;
-use crate::cluster::{BusMsg, RemoteCmd};
-use crate::dispatch;
-use crate::node::Node;
-use crate::routing;
-use crate::session::{ConnHandle, Next, Outbound, Outgoing};
-
-/// WebSocket close codes the contract uses.
-pub mod close_code {
-    pub const NORMAL: u16 = 1000;
-    pub const POLICY: u16 = 1008;
-    pub const TOO_BIG: u16 = 1009;
-    pub const RESTART: u16 = 1012;
-}
+use super::auth::Identity;
+use super::budget::{Budget, Verdict};
+use super::{dispatch, Gateway};
+use crate::game::routing::RemoteRooms;
+use crate::game::sessions::{close_code, ConnHandle, Next, Outbound, Outgoing};
+use crate::game::{presence, Node};
 
 /// What this connection is doing beyond being seated (which the node tracks).
 pub struct ConnState {
@@ -54,9 +39,9 @@ pub struct ConnState {
     /// Rooms this connection spectates, to leave them when it ends.
     pub spectating: HashSet<String>,
     /// Where recently used rooms on other nodes live, so a match's answers do not
-    /// each ask Redis again (see [`routing::locate_cached`]). Empty, and so free,
-    /// for a connection that plays on its own node.
-    pub remote_rooms: routing::RemoteRooms,
+    /// each ask Redis again (see [`crate::game::routing::locate_cached`]). Empty,
+    /// and so free, for a connection that plays on its own node.
+    pub remote_rooms: RemoteRooms,
 }
 
 /// Everything one connection owns while it lives, in one allocation: the task's
@@ -75,10 +60,11 @@ struct Connection {
 
 /// Serves one upgraded connection until it closes.
 pub fn serve(
-    node: Arc<Node>,
+    gateway: Gateway,
     socket: WebSocket,
     identity: Identity,
 ) -> impl Future<Output = ()> + Send + 'static {
+    let node = gateway.node.clone();
     let (handle, outgoing) = node
         .sessions
         .open(&identity.user, node.config.outgoing_queue);
@@ -96,171 +82,34 @@ pub fn serve(
         last_heard: Instant::now(),
         unflushed: false,
     });
-    run(node, conn)
+    run(gateway, conn)
 }
 
-async fn run(node: Arc<Node>, mut conn: Box<Connection>) {
+async fn run(gateway: Gateway, mut conn: Box<Connection>) {
+    let node = &gateway.node;
     node.metrics.ws_connections.inc();
     // The greeting and the farewell are boxed: their futures are large and live
     // only briefly, so the idle connection does not carry them.
-    Box::pin(greet(&node, &conn.state)).await;
-    run_loop(&node, &mut conn).await;
-    Box::pin(farewell(&node, conn)).await;
+    let identity = &conn.state.identity;
+    Box::pin(presence::arrive(node, &conn.state.handle, &identity.name)).await;
+    gateway.logins.record(&identity.user, &identity.name);
+    run_loop(node, &mut conn).await;
+    Box::pin(farewell(node, conn)).await;
     node.metrics.ws_connections.dec();
-    node.metrics.active_users.set(node.sessions.len() as i64);
 }
 
-/// Makes the connection the user's live one (here and cluster-wide), sends
-/// `welcome` and tells the rooms the user sits in that they are back.
-async fn greet(node: &Arc<Node>, state: &ConnState) {
-    let (handle, identity) = (&state.handle, &state.identity);
-    if let Some(old) = node.sessions.register(handle.clone()) {
-        old.send(encode(&ServerMsg::error(
-            None,
-            ErrorCode::Replaced,
-            "a newer connection of yours took over",
-        )));
-        old.close(close_code::NORMAL, "replaced");
-    }
-    if let Some(cluster) = &node.cluster {
-        // One live connection per user, cluster-wide: an older one elsewhere is told to go.
-        if let Some(older_at) = cluster.claim_user(&identity.user).await {
-            cluster.send(
-                &older_at,
-                &BusMsg::Kick {
-                    user: identity.user.clone(),
-                    node: cluster.node_id.clone(),
-                },
-            );
-        }
-    }
-    node.metrics.active_users.set(node.sessions.len() as i64);
-
-    let seats = node.rooms_of(&identity.user).await;
-    handle.send(encode(&ServerMsg::Welcome(Welcome {
-        user: identity.user.clone(),
-        name: identity.name.clone(),
-        node: node.config.node_id.clone(),
-        proto: juno_protocol::PROTO_VERSION,
-        flags: node.flags_for(&identity.user),
-        rooms: seats.clone(),
-    })));
-    let here = node
-        .cluster
-        .as_ref()
-        .map(|c| c.node_id.clone())
-        .unwrap_or_default();
-    for room in &seats {
-        let cmd = RemoteCmd::Reconnected {
-            user: identity.user.clone(),
-            node: here.clone(),
-        };
-        routing::notify_room(node, room, cmd).await;
-    }
-    node.logins.record(&identity.user, &identity.name);
-}
-
-/// Closes the socket and, unless a newer connection of the user took over,
-/// withdraws the user's queue ticket and tells their rooms they left.
-async fn farewell(node: &Arc<Node>, conn: Box<Connection>) {
+/// Closes the socket, then lets the game know the player left.
+async fn farewell(node: &Node, conn: Box<Connection>) {
     let Connection {
         socket,
         state,
         outgoing,
         ..
     } = *conn;
-    let handle = state.handle;
-    handle.stop();
+    state.handle.stop();
     drop(socket);
     drop(outgoing);
-    let user = state.identity.user;
-    // A connection replaced by a newer one (here or on another node) leaves its
-    // rooms alone: the player is still there.
-    if node.sessions.unregister(&handle) {
-        match &node.cluster {
-            Some(cluster) => {
-                cluster.release_user(&user);
-                if let Err(e) = cluster.unqueue(&user).await {
-                    tracing::debug!(error = %format!("{e:#}"), "withdrawing a queue ticket");
-                }
-            }
-            None => {
-                node.matchmaker.remove(&user);
-            }
-        }
-        for room in node.rooms_of(&user).await {
-            routing::notify_room(node, &room, RemoteCmd::Disconnected { user: user.clone() }).await;
-        }
-    }
-    for room in state.spectating {
-        routing::notify_room(node, &room, RemoteCmd::Unspectate { user: user.clone() }).await;
-    }
-}
-
-/// Per-connection frame budget, with the contract's flood handling.
-struct Budget {
-    /// On the std clock: governor's default (quanta) clock makes each limiter ~100 bytes larger.
-    limiter:
-        RateLimiter<NotKeyed, InMemoryState, MonotonicClock, NoOpMiddleware<std::time::Instant>>,
-    /// Last `rate_limited` error sent (one a second at most).
-    last_error: Option<Instant>,
-    /// Start of the current run of dropped frames, and the last drop.
-    flood_since: Option<Instant>,
-    last_drop: Option<Instant>,
-    flood_close: Duration,
-}
-
-enum Verdict {
-    Pass,
-    /// Drop the frame; send a `rate_limited` error if `true`.
-    Drop(bool),
-    /// Flooding too long: close with 1008.
-    Close,
-}
-
-impl Budget {
-    fn new(per_sec: u32, burst: u32, flood_close: Duration) -> Budget {
-        // Invariant: Config refuses zero rates, so both are at least 1.
-        let per_sec = NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
-        Budget {
-            limiter: RateLimiter::direct_with_clock(
-                Quota::per_second(per_sec).allow_burst(burst),
-                MonotonicClock,
-            ),
-            last_error: None,
-            flood_since: None,
-            last_drop: None,
-            flood_close,
-        }
-    }
-
-    fn check(&mut self, now: Instant) -> Verdict {
-        if self.limiter.check().is_ok() {
-            return Verdict::Pass;
-        }
-        // A gap of more than a second between drops ends a flood.
-        if self
-            .last_drop
-            .is_none_or(|t| now.duration_since(t) > Duration::from_secs(1))
-        {
-            self.flood_since = Some(now);
-        }
-        self.last_drop = Some(now);
-        if self
-            .flood_since
-            .is_some_and(|t| now.duration_since(t) >= self.flood_close)
-        {
-            return Verdict::Close;
-        }
-        let tell = self
-            .last_error
-            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1));
-        if tell {
-            self.last_error = Some(now);
-        }
-        Verdict::Drop(tell)
-    }
+    presence::depart(node, &state.handle, state.spectating).await;
 }
 
 /// What the connection's task does next.

@@ -13,7 +13,8 @@ use prometheus::IntGauge;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{MatchRecord, Store};
+use crate::model::MatchRecord;
+use crate::store::Store;
 
 /// How long to wait before retrying a failed write.
 const RETRY_EVERY: Duration = Duration::from_secs(1);

@@ -13,8 +13,8 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::node::Node;
-use crate::stats::iso_week;
+use crate::game::Node;
+use crate::model::iso_week;
 
 /// Longest board one request may ask for.
 const MAX_LIMIT: u32 = 100;

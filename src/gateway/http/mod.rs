@@ -18,12 +18,16 @@ use juno_protocol::Mission;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::AuthError;
-use crate::node::Node;
-use crate::{conn, drain, stats};
+use super::auth::AuthError;
+use super::{conn, Gateway};
+use crate::game::{drain, flags, Node};
+
+mod boards;
+mod notify;
+mod stats;
 
 /// Every route of the node.
-pub fn router(node: Arc<Node>) -> Router {
+pub fn router(gateway: Gateway) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -32,18 +36,12 @@ pub fn router(node: Arc<Node>) -> Router {
             "/api/leaderboard/individual/weekly",
             get(stats::weekly_leaderboard),
         )
-        .route(
-            "/api/leaderboard/individual/alltime",
-            get(crate::boards::alltime),
-        )
+        .route("/api/leaderboard/individual/alltime", get(boards::alltime))
         .route(
             "/api/leaderboard/individual/weekly/me",
-            get(crate::boards::weekly_me),
+            get(boards::weekly_me),
         )
-        .route(
-            "/api/leaderboard/clans/weekly",
-            get(crate::boards::clans_weekly),
-        )
+        .route("/api/leaderboard/clans/weekly", get(boards::clans_weekly))
         .route(
             "/telemetry/analytics/active-users",
             get(stats::active_users),
@@ -54,14 +52,14 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/admin/flags", get(list_flags))
         .route("/admin/flags/{name}", put(set_flag))
         .route("/admin/drain", post(start_drain))
-        .route("/admin/notifications", post(crate::notify::bulk))
-        .route(
-            "/admin/events/{id}/activate",
-            post(crate::notify::activate_event),
-        )
+        .route("/admin/notifications", post(notify::bulk))
+        .route("/admin/events/{id}/activate", post(notify::activate_event))
         .route("/ws", get(ws_upgrade))
-        .layer(middleware::from_fn_with_state(node.clone(), track_requests))
-        .with_state(node)
+        .layer(middleware::from_fn_with_state(
+            gateway.node.clone(),
+            track_requests,
+        ))
+        .with_state(gateway)
 }
 
 /// Counts every request in `requests_total` and times it in `response_time_seconds`.
@@ -92,11 +90,7 @@ pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
 
 async fn health(State(node): State<Arc<Node>>) -> Response {
     let db_ok = node.store.ping().await;
-    let redis = match &node.cluster {
-        None => "off",
-        Some(cluster) if cluster.ping().await => "ok",
-        Some(_) => "down",
-    };
+    let redis = node.cluster.redis_status().await.as_str();
     let body = json!({
         "status": if db_ok && redis != "down" { "ok" } else { "degraded" },
         "node": node.config.node_id,
@@ -146,10 +140,10 @@ struct DevTokenRequest {
 }
 
 async fn dev_token(
-    State(node): State<Arc<Node>>,
+    State(gateway): State<Gateway>,
     body: Result<Json<DevTokenRequest>, JsonRejection>,
 ) -> Response {
-    if !node.auth.dev_mode() {
+    if !gateway.auth.dev_mode() {
         return error(StatusCode::NOT_FOUND, "dev tokens exist only in dev mode");
     }
     let Json(req) = match body {
@@ -172,7 +166,7 @@ async fn dev_token(
             "name must be at most 32 characters",
         );
     }
-    match node.auth.mint(&req.user, req.name.as_deref(), 24 * 3600) {
+    match gateway.auth.mint(&req.user, req.name.as_deref(), 24 * 3600) {
         Ok(token) => Json(json!({ "token": token })).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
@@ -281,18 +275,14 @@ async fn set_flag(
         let allow = change.allow.clone().unwrap_or_default();
         // An allowlist alone targets only those users; a percentage alone, that share.
         let percent = change.percent.or(Some(0));
-        let targeting = crate::flags::Targeting { allow, percent };
+        let targeting = crate::model::Targeting { allow, percent };
         if let Err(e) = node.store.set_flag_targeting(&name, &targeting).await {
             return error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}"));
         }
     }
-    match node.store.flag_set().await {
+    match flags::changed(&node).await {
         Ok(flags) => {
             let targeting = flags.targeting.get(&name).cloned();
-            node.apply_flags(flags);
-            if let Some(cluster) = &node.cluster {
-                cluster.send_all(&crate::cluster::BusMsg::FlagsChanged);
-            }
             Json(json!({ "name": name, "enabled": change.enabled, "targeting": targeting }))
                 .into_response()
         }
@@ -320,12 +310,13 @@ fn client_ip(headers: &HeaderMap, peer: SocketAddr) -> String {
 }
 
 async fn ws_upgrade(
-    State(node): State<Arc<Node>>,
+    State(gateway): State<Gateway>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
     upgrade: Result<axum::extract::WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let node = &gateway.node;
     if node.is_draining() {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -337,7 +328,7 @@ async fn ws_upgrade(
         .map(String::as_str)
         .or_else(|| bearer(&headers));
     let verified = match token {
-        Some(token) => node.auth.verify(token),
+        Some(token) => gateway.auth.verify(token),
         None => Err(AuthError::Missing),
     };
     let identity = match verified {
@@ -359,8 +350,8 @@ async fn ws_upgrade(
         Ok(u) => u,
         Err(rejection) => return rejection.into_response(),
     };
-    let cfg = &node.config;
-    let node2 = node.clone();
+    let cfg = &gateway.node.config;
+    let max_frame = cfg.max_frame_bytes;
     upgrade
         // Small buffers: tens of thousands of mostly idle connections must stay
         // cheap. Client frames are tens of bytes (an answer is about 30); a rare
@@ -371,7 +362,7 @@ async fn ws_upgrade(
         // together go out in one write.
         .write_buffer_size(4096)
         .max_write_buffer_size(1024 * 1024)
-        .max_message_size(cfg.max_frame_bytes)
-        .max_frame_size(cfg.max_frame_bytes)
-        .on_upgrade(move |socket| conn::serve(node2, socket, identity))
+        .max_message_size(max_frame)
+        .max_frame_size(max_frame)
+        .on_upgrade(move |socket| conn::serve(gateway, socket, identity))
 }

@@ -1,0 +1,153 @@
+//! What nodes tell each other over the bus ([`BusMsg`]), and handling what
+//! arrives here: commands for rooms hosted here, frames for users connected
+//! here, kicks of replaced connections, flag changes and notifications.
+//! Messages are handled one at a time, in the order they arrived.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use juno_protocol::{encode, ErrorCode, ServerMsg};
+use serde::{Deserialize, Serialize};
+
+use super::host::Action;
+use super::routing::local_command;
+use super::sessions::close_code;
+use super::{flags, notify, Node};
+use crate::cluster::Inbox;
+
+/// What one node tells another.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+pub enum BusMsg {
+    /// A command for a room hosted on the receiving node.
+    Room { room: String, cmd: RemoteCmd },
+    /// The same encoded frame for several users connected to the receiving node:
+    /// one bus message per node, never one per player.
+    Deliver { users: Vec<String>, frame: Bytes },
+    /// `user` connected to `node`: an older connection of theirs here must go.
+    Kick { user: String, node: String },
+    /// Feature flags changed in the database: reload them and push them to clients.
+    FlagsChanged,
+    /// A notification for this node's online users: all of them, or those listed,
+    /// at or above a level.
+    Notify {
+        users: Option<Vec<String>>,
+        min_level: Option<i32>,
+        frame: Bytes,
+    },
+}
+
+/// A room command that crossed from the node its user is connected to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "c", rename_all = "snake_case")]
+pub enum RemoteCmd {
+    Client {
+        user: String,
+        rid: Option<u64>,
+        action: Action,
+        from: String,
+    },
+    Disconnected {
+        user: String,
+    },
+    Reconnected {
+        user: String,
+        node: String,
+    },
+    Unspectate {
+        user: String,
+    },
+}
+
+impl BusMsg {
+    pub fn encode(&self) -> Vec<u8> {
+        // Invariant: BusMsg is plain data with string keys; encoding into a Vec cannot fail.
+        rmp_serde::to_vec_named(self).expect("a BusMsg always encodes")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<BusMsg> {
+        match rmp_serde::from_slice(bytes) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(error = %e, "undecodable bus message dropped");
+                None
+            }
+        }
+    }
+
+    /// One frame for `users` connected to another node.
+    pub fn deliver(users: Vec<String>, frame: Bytes) -> Vec<u8> {
+        BusMsg::Deliver { users, frame }.encode()
+    }
+}
+
+/// Handles what arrives in `inbox` until the node is gone.
+pub fn spawn(node: &Arc<Node>, mut inbox: Inbox) {
+    let weak = Arc::downgrade(node);
+    tokio::spawn(async move {
+        while let Some(payload) = inbox.recv().await {
+            let Some(node) = weak.upgrade() else { return };
+            if let Some(msg) = BusMsg::decode(&payload) {
+                on_message(&node, msg).await;
+            }
+        }
+    });
+}
+
+/// Handles one message from another node (or from this one, on the all-nodes channel).
+async fn on_message(node: &Arc<Node>, msg: BusMsg) {
+    match msg {
+        BusMsg::Room { room, cmd } => match node.rooms.get(&room).map(|h| h.tx.clone()) {
+            Some(tx) => {
+                let _ = tx.send(local_command(node, cmd)).await;
+            }
+            None => {
+                // The room ended or moved between lookup and delivery.
+                if let RemoteCmd::Client {
+                    user, rid, from, ..
+                } = cmd
+                {
+                    node.release_seat(&user, &room);
+                    let frame = encode(&ServerMsg::error(
+                        rid,
+                        ErrorCode::NotFound,
+                        format!("no room '{room}'"),
+                    ));
+                    node.cluster
+                        .bus
+                        .send(&from, BusMsg::deliver(vec![user], frame));
+                }
+            }
+        },
+        BusMsg::Deliver { users, frame } => {
+            for user in &users {
+                node.sessions.send_to(user, frame.clone());
+            }
+        }
+        BusMsg::Kick { user, node: newer } => {
+            if let Some(conn) = node.sessions.get(&user) {
+                if node.sessions.unregister(&conn) {
+                    tracing::debug!(%user, %newer, "connection replaced on another node");
+                    conn.send(encode(&ServerMsg::error(
+                        None,
+                        ErrorCode::Replaced,
+                        "a newer connection of yours took over",
+                    )));
+                    conn.close(close_code::NORMAL, "replaced");
+                }
+            }
+        }
+        BusMsg::Notify {
+            users,
+            min_level,
+            frame,
+        } => {
+            notify::deliver_local(node, users, min_level, frame).await;
+        }
+        BusMsg::FlagsChanged => {
+            if let Err(e) = flags::reload(node).await {
+                tracing::warn!(error = %format!("{e:#}"), "reloading flags after a change");
+            }
+        }
+    }
+}
