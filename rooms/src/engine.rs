@@ -1,7 +1,10 @@
 //! The match engine: one state machine for every mode. This file holds the
 //! [`Room`] itself — its public API, input dispatch, the log, the lobby and the
 //! timers. The question cycle ([`round`]), the mode rules ([`duel`], [`royale`],
-//! [`raid`], [`tournament`]) and the rankings ([`ranking`]) live in submodules.
+//! [`raid`], [`tournament`]), the orderings ([`ranking`]) and the end of a match
+//! ([`standings`]) live in submodules. Dependencies between the submodules run one
+//! way: [`ranking`] and [`roster`] are leaves, the mode rules build on them, and
+//! [`standings`] on the mode rules.
 
 mod duel;
 mod raid;
@@ -9,6 +12,7 @@ mod ranking;
 mod roster;
 mod round;
 mod royale;
+mod standings;
 mod tournament;
 
 use std::collections::VecDeque;
