@@ -25,7 +25,7 @@ use crate::{Input, LogEntry, Millis, Output, RoomError, RoomSpec, Summary};
 use raid::Raid;
 pub use raid::BOSS_FANOUT_PER_SEC;
 use roster::Roster;
-use tournament::Slot;
+use tournament::Bracket;
 
 /// At most one lobby `room_state` broadcast per this many ms, so a big lobby
 /// filling up does not cost O(N²) frames.
@@ -47,17 +47,56 @@ pub struct Room {
     started_at: Option<Millis>,
     finished_at: Option<Millis>,
     lobby: Lobby,
-    /// Raid only, from the start.
-    raid: Option<Raid>,
+    /// What the room's mode keeps beyond the roster and the question cycle.
+    mode: ModeState,
     /// How many receive the room's broadcasts, as the host last said (paces
     /// `boss` frames).
     #[serde(default)]
     audience: u32,
-    /// Tournament only, from the start: rounds of pairings.
-    bracket: Option<Vec<Vec<Slot>>>,
     /// What the host has yet to poll.
     #[serde(skip)]
     out: VecDeque<Output>,
+}
+
+/// What one mode keeps beyond the roster and the question cycle. One enum, so
+/// a room can never hold a boss and a bracket at once, nor one mode's state
+/// while playing another mode.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum ModeState {
+    /// Nothing beyond the roster.
+    Duel,
+    /// Nothing beyond the roster (eliminations live on the players).
+    Royale,
+    /// The boss, from the start on (its hit points depend on who started).
+    Raid(Option<Raid>),
+    /// The bracket: no rounds in the lobby, seeded at the start.
+    Tournament(Bracket),
+}
+
+impl ModeState {
+    fn new(mode: Mode) -> ModeState {
+        match mode {
+            Mode::Duel => ModeState::Duel,
+            Mode::BattleRoyale => ModeState::Royale,
+            Mode::Raid => ModeState::Raid(None),
+            Mode::Tournament => ModeState::Tournament(Bracket::default()),
+        }
+    }
+
+    /// The boss, in a raid that started.
+    fn raid(&self) -> Option<&Raid> {
+        match self {
+            ModeState::Raid(raid) => raid.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn raid_mut(&mut self) -> Option<&mut Raid> {
+        match self {
+            ModeState::Raid(raid) => raid.as_mut(),
+            _ => None,
+        }
+    }
 }
 
 /// Where the question cycle stands.
@@ -93,6 +132,7 @@ impl Room {
     /// A room waiting for players.
     pub fn new(spec: RoomSpec) -> Room {
         Room {
+            mode: ModeState::new(spec.mode),
             spec,
             log: Vec::new(),
             phase: Phase::Waiting,
@@ -102,9 +142,7 @@ impl Room {
             started_at: None,
             finished_at: None,
             lobby: Lobby::default(),
-            raid: None,
             audience: 0,
-            bracket: None,
             out: VecDeque::new(),
         }
     }
@@ -151,14 +189,14 @@ impl Room {
                 self.send_lobby(now);
             }
             if self
-                .raid
-                .as_ref()
+                .mode
+                .raid()
                 .and_then(Raid::due)
                 .is_some_and(|t| t <= now)
             {
                 if let Some(frame) = self
-                    .raid
-                    .as_mut()
+                    .mode
+                    .raid_mut()
                     .and_then(|raid| raid.flush(now, &self.spec.room))
                 {
                     self.out
@@ -192,7 +230,7 @@ impl Room {
         (
             self.clock,
             self.lobby.due,
-            self.raid.as_ref().and_then(Raid::due),
+            self.mode.raid().and_then(Raid::due),
             self.asked,
         )
     }
@@ -209,14 +247,10 @@ impl Room {
             Clock::OpensAt(t) => Some(t),
             Clock::Open(open) => Some(open.deadline),
         };
-        [
-            clock,
-            self.lobby.due,
-            self.raid.as_ref().and_then(Raid::due),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [clock, self.lobby.due, self.mode.raid().and_then(Raid::due)]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Waiting, playing or finished.
@@ -276,8 +310,8 @@ impl Room {
             player_count: players.len() as u32,
             spectators: 0,
             question,
-            boss: self.raid.as_ref().map(Raid::hp),
-            bracket: (self.spec.mode == Mode::Tournament).then(|| self.pairings()),
+            boss: self.mode.raid().map(Raid::hp),
+            bracket: matches!(self.mode, ModeState::Tournament(_)).then(|| self.pairings()),
         }
     }
 
@@ -417,7 +451,7 @@ impl Room {
             Mode::Raid => {
                 let players = self.roster.len() as u64;
                 let max_hp = self.spec.settings.boss_hp.unwrap_or(1000 * players);
-                self.raid = Some(Raid::new(max_hp.max(1)));
+                self.mode = ModeState::Raid(Some(Raid::new(max_hp.max(1))));
                 Vec::new()
             }
             Mode::Duel | Mode::BattleRoyale => Vec::new(),

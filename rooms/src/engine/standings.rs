@@ -40,8 +40,8 @@ impl Room {
     /// Ends the match at `now`: broadcasts `result` and hands over the summary.
     pub(super) fn finish(&mut self, now: Millis) {
         if let Some(frame) = self
-            .raid
-            .as_mut()
+            .mode
+            .raid_mut()
             .and_then(|raid| raid.flush(now, &self.spec.room))
         {
             self.out
@@ -76,7 +76,7 @@ impl Room {
             mode: self.spec.mode,
             winner,
             standings,
-            victory: self.raid.as_ref().map(|raid| raid.hp == 0),
+            victory: self.mode.raid().map(|raid| raid.hp == 0),
             rating: None,
         };
         let summaries = ranked
