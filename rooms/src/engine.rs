@@ -1,12 +1,14 @@
 //! The match engine: one state machine for every mode. This file holds the
-//! [`Room`] itself — its public API, input dispatch, the log, the lobby and the
-//! timers. The question cycle ([`round`]), the mode rules ([`duel`], [`royale`],
-//! [`raid`], [`tournament`]), the orderings ([`ranking`]) and the end of a match
-//! ([`standings`]) live in submodules. Dependencies between the submodules run one
-//! way: [`ranking`] and [`roster`] are leaves, the mode rules build on them, and
-//! [`standings`] on the mode rules.
+//! [`Room`] itself — its public API, input dispatch, the log, the lobby, seats
+//! taken and given up, and the timers. The question cycle ([`round`]), the mode
+//! rules ([`duel`], [`royale`], [`raid`], [`tournament`]), the orderings
+//! ([`ranking`]), the end of a match ([`standings`]) and the spectators and
+//! reconnect windows ([`presence`]) live in submodules. Dependencies between the
+//! submodules run one way: [`ranking`] and [`roster`] are leaves, the mode rules
+//! build on them, and [`standings`] on the mode rules.
 
 mod duel;
+mod presence;
 mod raid;
 mod ranking;
 mod roster;
@@ -22,6 +24,7 @@ use juno_protocol::{Mode, Phase, PlayerState, RoomState, ServerMsg};
 use serde::{Deserialize, Serialize};
 
 use crate::{Input, LogEntry, Millis, Output, RoomError, RoomSpec, Summary};
+use presence::{Audience, Away};
 use raid::Raid;
 pub use raid::BOSS_FANOUT_PER_SEC;
 use roster::Roster;
@@ -49,10 +52,12 @@ pub struct Room {
     lobby: Lobby,
     /// What the room's mode keeps beyond the roster and the question cycle.
     mode: ModeState,
-    /// How many receive the room's broadcasts, as the host last said (paces
-    /// `boss` frames).
+    /// The spectators and the membership version.
     #[serde(default)]
-    audience: u32,
+    audience: Audience,
+    /// Reconnect windows of seated players whose connection dropped.
+    #[serde(default)]
+    away: Away,
     /// What the host has yet to poll.
     #[serde(skip)]
     out: VecDeque<Output>,
@@ -142,7 +147,8 @@ impl Room {
             started_at: None,
             finished_at: None,
             lobby: Lobby::default(),
-            audience: 0,
+            audience: Audience::default(),
+            away: Away::default(),
             out: VecDeque::new(),
         }
     }
@@ -167,7 +173,10 @@ impl Room {
         &self.log
     }
 
-    /// Feeds one input at `now`. Accepted inputs that change the room are logged.
+    /// Feeds one input at `now`. Accepted inputs that change the room are
+    /// logged, up to the end of the match: the log is the match's record, so
+    /// what happens after the end (spectators coming and going, players
+    /// leaving the finished room) changes who is a member but is not logged.
     pub fn handle(&mut self, now: Millis, input: Input) -> Result<(), RoomError> {
         if self.apply(now, &input)? {
             self.log.push(LogEntry {
@@ -208,6 +217,7 @@ impl Room {
                 Clock::Open(open) if open.deadline <= now => self.close_round(now),
                 _ => {}
             }
+            self.expire_windows(now);
             // Every due timer is consumed above; never spin if that ever fails.
             if self.timers() == before {
                 debug_assert!(false, "a due timer did not advance");
@@ -226,12 +236,23 @@ impl Room {
     /// Everything a due timer changes. `asked` is part of it: with no pause between
     /// rounds and nobody left to answer, a question opens and closes at one instant
     /// and leaves the clock looking unchanged.
-    fn timers(&self) -> (Clock, Option<Millis>, Option<Millis>, u32) {
+    fn timers(
+        &self,
+    ) -> (
+        Clock,
+        Option<Millis>,
+        Option<Millis>,
+        u32,
+        Option<Millis>,
+        usize,
+    ) {
         (
             self.clock,
             self.lobby.due,
             self.mode.raid().and_then(Raid::due),
             self.asked,
+            self.away.next(),
+            self.away.len(),
         )
     }
 
@@ -247,10 +268,15 @@ impl Room {
             Clock::OpensAt(t) => Some(t),
             Clock::Open(open) => Some(open.deadline),
         };
-        [clock, self.lobby.due, self.mode.raid().and_then(Raid::due)]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            clock,
+            self.lobby.due,
+            self.mode.raid().and_then(Raid::due),
+            self.away.next(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Waiting, playing or finished.
@@ -258,17 +284,51 @@ impl Room {
         self.phase
     }
 
-    /// Whether `user` holds a seat: joined, not left (before play, leaving frees
-    /// the seat; during play it forfeits it).
+    /// Whether `user` is in the room as a player: seated and not gone — still
+    /// receiving its frames, eliminated and abandoned players included, players
+    /// who left not. A `join` from them changes nothing.
     pub fn is_player(&self, user: &str) -> bool {
-        self.roster.get(user).is_some_and(|p| !p.left)
+        self.roster.get(user).is_some_and(|p| !p.gone)
     }
 
-    /// How many receive the room's broadcasts (players and spectators, as the
-    /// host counts them). A large audience gets fewer `boss` frames (still at
-    /// most 10 a second): see [`BOSS_FANOUT_PER_SEC`].
-    pub fn set_audience(&mut self, members: usize) {
-        self.audience = u32::try_from(members).unwrap_or(u32::MAX);
+    /// Whether `user` watches the room without a seat.
+    pub fn is_spectator(&self, user: &str) -> bool {
+        self.audience.is_spectator(user)
+    }
+
+    /// Whether `user` receives the room's broadcasts (a player or a spectator).
+    pub fn is_member(&self, user: &str) -> bool {
+        self.is_player(user) || self.is_spectator(user)
+    }
+
+    /// Everyone who receives the room's broadcasts: the players still in the
+    /// room (eliminated and abandoned ones included, players who left not) in
+    /// seat order, then the spectators by id. Each user appears once.
+    pub fn members(&self) -> impl Iterator<Item = &str> + '_ {
+        let players = self.roster.all().iter().filter(|p| !p.gone);
+        let spectators = self.audience.spectators().iter();
+        players
+            .map(|p| p.id.as_str())
+            .chain(spectators.map(String::as_str))
+    }
+
+    /// How many [`Room::members`] there are, in O(1). A large audience gets
+    /// fewer `boss` frames (still at most 10 a second): see [`BOSS_FANOUT_PER_SEC`].
+    pub fn member_count(&self) -> usize {
+        self.roster.present() + self.audience.len()
+    }
+
+    /// Bumped whenever [`Room::members`] changes, so the host can cache its
+    /// fan-out list and rebuild it only then. (A member's connection moving is
+    /// the host's own affair and does not bump it.)
+    pub fn members_version(&self) -> u64 {
+        self.audience.version()
+    }
+
+    /// A lobby nobody is in any more — no player seated, nobody watching — is
+    /// over: the host closes it. Never true once the match started.
+    pub fn is_empty_lobby(&self) -> bool {
+        self.phase == Phase::Waiting && self.roster.len() == 0 && self.audience.len() == 0
     }
 
     /// Seats taken: while waiting, the lobby; from the start, everyone who
@@ -277,7 +337,7 @@ impl Room {
         self.roster.len()
     }
 
-    /// The `room_state` snapshot at `now`; `spectators` is left 0 for the host to fill.
+    /// The `room_state` snapshot at `now`.
     pub fn room_state(&self, now: Millis) -> RoomState {
         let players = self.roster.all();
         let state = |p: &roster::Player| PlayerState {
@@ -308,7 +368,7 @@ impl Room {
             phase: self.phase,
             players: listed,
             player_count: players.len() as u32,
-            spectators: 0,
+            spectators: u32::try_from(self.audience.len()).unwrap_or(u32::MAX),
             question,
             boss: self.mode.raid().map(Raid::hp),
             bracket: matches!(self.mode, ModeState::Tournament(_)).then(|| self.pairings()),
@@ -318,18 +378,18 @@ impl Room {
     /// Applies `input`; `Ok(true)` when the room changed (and the input is logged).
     fn apply(&mut self, now: Millis, input: &Input) -> Result<bool, RoomError> {
         if self.phase == Phase::Finished {
-            return match input {
-                Input::Leave { .. } => Ok(false),
-                // Every question is closed once the match is over.
-                Input::Answer { .. } => Err(RoomError::TooLate),
-                _ => Err(RoomError::NotAllowed("the match is over")),
-            };
+            return self.after_the_end(input);
         }
         match input {
             Input::Join { user, name } => self.join(now, user, name),
             Input::Leave { user } => self.leave(now, user),
+            Input::Forfeit { user } => self.forfeit(now, user),
             Input::Start { user } => self.start_by(now, user),
             Input::Answer { user, q, choice } => self.answer(now, user, *q, *choice),
+            Input::Spectate { user } => Ok(self.spectate(user)),
+            Input::Unspectate { user } => Ok(self.unspectate(user)),
+            Input::Disconnect { user } => self.disconnect(now, user),
+            Input::Reconnect { user } => Ok(self.reconnect(user)),
             Input::Abandon { user } => self.abandon(now, user),
             Input::DuelOver {
                 room,
@@ -337,6 +397,35 @@ impl Room {
                 scores,
             } => self.duel_over(now, room, winner, scores),
         }
+    }
+
+    /// An input once the match is over: only membership still changes (never
+    /// logged: the record ended with the match). Every seat was freed by
+    /// [`Output::Finished`], so nothing here frees one.
+    fn after_the_end(&mut self, input: &Input) -> Result<bool, RoomError> {
+        match input {
+            Input::Spectate { user } => {
+                self.spectate(user);
+            }
+            Input::Unspectate { user } => {
+                self.unspectate(user);
+            }
+            Input::Leave { user } => {
+                if !self.unspectate(user) {
+                    let seat = self.roster.position(user).ok_or(RoomError::NotInRoom)?;
+                    if self.roster.depart(seat) {
+                        self.audience.changed();
+                    }
+                }
+            }
+            Input::Join { user, .. } if self.is_player(user) => {}
+            // Nobody holds a seat or a window any more.
+            Input::Disconnect { .. } | Input::Reconnect { .. } => {}
+            // Every question is closed once the match is over.
+            Input::Answer { .. } => return Err(RoomError::TooLate),
+            _ => return Err(RoomError::NotAllowed("the match is over")),
+        }
+        Ok(false)
     }
 
     fn min_players(&self) -> usize {
@@ -347,16 +436,20 @@ impl Room {
     }
 
     fn join(&mut self, now: Millis, user: &str, name: &str) -> Result<bool, RoomError> {
+        if self.is_player(user) {
+            return Ok(false);
+        }
         if self.phase != Phase::Waiting {
             return Err(RoomError::NotAllowed("the match already started"));
-        }
-        if self.roster.get(user).is_some() {
-            return Ok(false);
         }
         if self.roster.len() >= self.spec.settings.max_players as usize {
             return Err(RoomError::RoomFull);
         }
+        // A spectator taking a seat stops spectating (before the lobby
+        // broadcast below counts the spectators).
+        self.audience.unwatch(user);
         self.roster.seat(user, name);
+        self.audience.changed();
         if self.roster.len() >= self.spec.settings.max_players as usize
             && self.roster.len() >= self.min_players()
         {
@@ -367,20 +460,56 @@ impl Room {
         Ok(true)
     }
 
+    /// [`Input::Leave`]: a spectator stops watching; a player gives up the seat
+    /// (before play) or forfeits it and leaves the room (during play).
     fn leave(&mut self, now: Millis, user: &str) -> Result<bool, RoomError> {
-        if self.phase == Phase::Waiting {
-            if !self.roster.unseat(user) {
-                return Err(RoomError::NotInRoom);
-            }
-            self.lobby_changed(now);
+        if self.unspectate(user) {
             return Ok(true);
+        }
+        if self.phase == Phase::Waiting {
+            return self.unseat(now, user);
+        }
+        let seat = self.roster.position(user).ok_or(RoomError::NotInRoom)?;
+        let player = &self.roster.all()[seat];
+        let (forfeited, held_seat) = (player.left, !player.left && !player.abandoned);
+        if !self.roster.depart(seat) {
+            return Ok(false);
+        }
+        self.audience.changed();
+        if forfeited {
+            // Out of the match already (a forfeit): now out of the room too.
+            return Ok(true);
+        }
+        self.away.close(user);
+        if held_seat {
+            self.seat_freed(user);
+        }
+        self.quit(now, seat)
+    }
+
+    /// [`Input::Forfeit`]: the player loses as by leaving during play but stays
+    /// in the room. Their seat is not this room's to free (a tournament's duel:
+    /// the seat is the tournament's), so no [`Output::SeatFreed`].
+    fn forfeit(&mut self, now: Millis, user: &str) -> Result<bool, RoomError> {
+        if self.phase != Phase::Playing {
+            return Err(RoomError::NotAllowed("nothing to forfeit before the start"));
         }
         let seat = self.roster.position(user).ok_or(RoomError::NotInRoom)?;
         if self.roster.all()[seat].left {
             return Ok(false);
         }
+        self.away.close(user);
+        self.quit(now, seat)
+    }
+
+    /// The player in `seat` quits the match being played: the mode's forfeit
+    /// rules (WIRE.md §3). They answer nothing more.
+    fn quit(&mut self, now: Millis, seat: usize) -> Result<bool, RoomError> {
         match self.spec.mode {
-            Mode::Tournament => return self.tournament_leave(now, user),
+            Mode::Tournament => {
+                let user = self.roster.all()[seat].id.clone();
+                return self.tournament_leave(now, &user);
+            }
             Mode::Duel => {
                 self.roster.all_mut()[seat].left = true;
                 self.finish(now);
@@ -407,22 +536,47 @@ impl Room {
         Ok(true)
     }
 
-    /// The reconnect window ran out. While waiting this frees the seat (a gone
-    /// player must not hold a lobby seat or start a duel); during play the player
-    /// answers nothing more and rounds stop waiting for them.
+    /// Before play: `user` gives up the seat (leaving, or the reconnect window
+    /// ran out).
+    fn unseat(&mut self, now: Millis, user: &str) -> Result<bool, RoomError> {
+        if !self.roster.unseat(user) {
+            return Err(RoomError::NotInRoom);
+        }
+        self.away.close(user);
+        self.audience.changed();
+        self.seat_freed(user);
+        self.lobby_changed(now);
+        Ok(true)
+    }
+
+    /// The player's reconnect window ran out ([`Input::Abandon`] in logs from
+    /// before the room kept the windows). While waiting this frees the seat (a
+    /// gone player must not hold a lobby seat or start a duel); during play the
+    /// player answers nothing more and rounds stop waiting for them; they stay
+    /// in the room and the standings.
     fn abandon(&mut self, now: Millis, user: &str) -> Result<bool, RoomError> {
         if self.phase == Phase::Waiting {
-            return self.leave(now, user);
+            return self.unseat(now, user);
         }
         let seat = self.roster.position(user).ok_or(RoomError::NotInRoom)?;
         let player = &self.roster.all()[seat];
         if player.abandoned || player.left {
             return Ok(false);
         }
+        self.away.close(user);
+        self.seat_freed(user);
         self.withdraw(seat);
         self.roster.all_mut()[seat].abandoned = true;
         self.close_if_done(now);
         Ok(true)
+    }
+
+    /// Tells the host `user` no longer holds a seat here. Pushed before the
+    /// consequences (a duel's `result`, …) so those stay last.
+    fn seat_freed(&mut self, user: &str) {
+        self.out.push_back(Output::SeatFreed {
+            user: user.to_owned(),
+        });
     }
 
     fn start_by(&mut self, now: Millis, user: &str) -> Result<bool, RoomError> {

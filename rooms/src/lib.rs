@@ -16,7 +16,7 @@ mod settings;
 
 pub use engine::{replay, Room, BOSS_FANOUT_PER_SEC};
 pub use output::{LogEntry, Output, PlayerSummary, RoomError, Summary};
-pub use settings::{Pace, RoomSpec, Settings};
+pub use settings::{Pace, RoomSpec, Settings, DEFAULT_RECONNECT_MS};
 
 /// Milliseconds on a room's own timeline.
 pub type Millis = u64;
@@ -27,20 +27,37 @@ pub fn points(question_ms: u64, elapsed_ms: u64) -> u64 {
     100 + (50 * left) / question_ms.max(1)
 }
 
-/// What a player or the host asks of a room. Every accepted input is logged with its time.
+/// What a player or the host asks of a room. Every accepted input that changes
+/// the room before the end of the match is logged with its time, so a room is
+/// rebuilt from its log — seats, spectators and reconnect windows included.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Input {
-    /// Take a seat (while waiting; `room_full` / `not_allowed` otherwise).
+    /// Take a seat (while waiting; `room_full` / `not_allowed` otherwise). A
+    /// spectator who takes a seat stops spectating; a player already in the room
+    /// changes nothing, in any phase.
     Join {
         /// The user taking the seat.
         user: String,
         /// Their display name.
         name: String,
     },
-    /// Give up the seat: before play it frees the seat; during play it forfeits (WIRE.md §3).
+    /// Leave the room: a spectator stops watching; a player's seat is freed
+    /// before play, and forfeited during play (WIRE.md §3). Either way a player
+    /// stops receiving the room's frames and [`Output::SeatFreed`] follows. A
+    /// player who already left gets `Ok` and nothing changes; the host answers
+    /// `not_in_room` to users who are not [`Room::is_member`] before asking.
     Leave {
         /// The leaving user.
+        user: String,
+    },
+    /// Tournament duel: the host reports that `user` left the parent tournament
+    /// (after [`Output::Forfeit`]). They lose this duel as by [`Input::Leave`]
+    /// during play, but stay in the room until it ends (they see its `result`),
+    /// and no [`Output::SeatFreed`] follows: their seat is the tournament's.
+    /// Only while playing.
+    Forfeit {
+        /// The entrant who left the tournament.
         user: String,
     },
     /// The creator starts the match early.
@@ -57,8 +74,42 @@ pub enum Input {
         /// Index of the chosen choice.
         choice: u32,
     },
+    /// Watch the room without a seat: receive its broadcasts and count in
+    /// `room_state.spectators`. A player still in the room changes nothing.
+    /// Accepted in every phase (logged only before the end).
+    Spectate {
+        /// The watching user.
+        user: String,
+    },
+    /// Stop watching (e.g. the spectator's connection ended). A user who is not
+    /// spectating changes nothing.
+    Unspectate {
+        /// The user who stops watching.
+        user: String,
+    },
+    /// The host reports that a seated player's connection dropped: their
+    /// reconnect window opens (`settings.reconnect_ms`; a second `Disconnect`
+    /// restarts it). If it runs out — see [`Room::poll_timeout`] — the room
+    /// frees the seat while waiting (as [`Input::Leave`] would) or abandons the
+    /// player during play (as [`Input::Abandon`] did), and emits
+    /// [`Output::SeatFreed`]. Ignored for members without a seat to keep
+    /// (spectators, players who forfeited or were abandoned) and once the match
+    /// is over; `not_in_room` for anybody else.
+    Disconnect {
+        /// The player whose connection dropped.
+        user: String,
+    },
+    /// The host reports that the player is back: their reconnect window closes.
+    /// Without an open window, nothing changes.
+    Reconnect {
+        /// The player who reconnected.
+        user: String,
+    },
     /// The player's reconnect window ran out: from now on they answer nothing and
-    /// rounds no longer wait for them. Their score stays in the standings.
+    /// rounds no longer wait for them. Their score stays in the standings, and
+    /// they still receive the room's frames. Hosts no longer send it — the room
+    /// keeps the windows itself ([`Input::Disconnect`]) — but logs recorded
+    /// before that still hold it, so it stays accepted and replays as it did.
     Abandon {
         /// The player whose window ran out.
         user: String,
@@ -77,13 +128,19 @@ pub enum Input {
 }
 
 impl Input {
-    /// The user the input comes from; `None` for inputs from the host itself ([`Input::DuelOver`]).
+    /// The user the input is about: who acts, or whom the host reports on;
+    /// `None` for [`Input::DuelOver`], which is about a child room.
     pub fn user(&self) -> Option<&str> {
         match self {
             Input::Join { user, .. }
             | Input::Leave { user }
+            | Input::Forfeit { user }
             | Input::Start { user }
             | Input::Answer { user, .. }
+            | Input::Spectate { user }
+            | Input::Unspectate { user }
+            | Input::Disconnect { user }
+            | Input::Reconnect { user }
             | Input::Abandon { user } => Some(user),
             Input::DuelOver { .. } => None,
         }

@@ -99,8 +99,8 @@ impl Room {
             player.correct_ms += elapsed;
             player.round_correct = true;
             let mut gain = points(self.spec.settings.question_ms, elapsed);
+            let gap = raid::boss_gap(self.member_count());
             if let Some(raid) = self.mode.raid_mut() {
-                let gap = raid::boss_gap(self.audience);
                 let (dealt, frame) = raid.hit(now, gap, &self.spec.room, user, gain);
                 gain = dealt;
                 if let Some(frame) = frame {

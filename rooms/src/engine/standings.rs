@@ -105,6 +105,8 @@ impl Room {
         };
         self.phase = juno_protocol::Phase::Finished;
         self.clock = super::Clock::Idle;
+        // Nobody holds a seat any more, so there is no seat to keep.
+        self.away.clear();
         self.finished_at = Some(now);
         self.out
             .push_back(Output::Broadcast(ServerMsg::Result(result)));
