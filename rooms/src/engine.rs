@@ -390,6 +390,7 @@ impl Room {
             Input::Unspectate { user } => Ok(self.unspectate(user)),
             Input::Disconnect { user } => self.disconnect(now, user),
             Input::Reconnect { user } => Ok(self.reconnect(user)),
+            Input::Rating { user, rating } => self.rate(user, *rating),
             Input::Abandon { user } => self.abandon(now, user),
             Input::DuelOver {
                 room,
@@ -419,8 +420,8 @@ impl Room {
                 }
             }
             Input::Join { user, .. } if self.is_player(user) => {}
-            // Nobody holds a seat or a window any more.
-            Input::Disconnect { .. } | Input::Reconnect { .. } => {}
+            // Nobody holds a seat or a window any more, and nothing is seeded.
+            Input::Disconnect { .. } | Input::Reconnect { .. } | Input::Rating { .. } => {}
             // Every question is closed once the match is over.
             Input::Answer { .. } => return Err(RoomError::TooLate),
             _ => return Err(RoomError::NotAllowed("the match is over")),

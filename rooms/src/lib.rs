@@ -29,8 +29,9 @@ pub fn points(question_ms: u64, elapsed_ms: u64) -> u64 {
 
 /// What a player or the host asks of a room. Every accepted input that changes
 /// the room before the end of the match is logged with its time, so a room is
-/// rebuilt from its log — seats, spectators and reconnect windows included.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// rebuilt from its log — seats, spectators, reconnect windows and seeding
+/// ratings included. (Not `Eq`: [`Input::Rating`] carries an `f64`.)
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Input {
     /// Take a seat (while waiting; `room_full` / `not_allowed` otherwise). A
@@ -105,6 +106,19 @@ pub enum Input {
         /// The player who reconnected.
         user: String,
     },
+    /// Tournament lobby: the host reports a seated entrant's Glicko-2 rating,
+    /// which seeds the bracket at the start (highest first; equal ratings by
+    /// user id; an entrant without one seeds at 1500, a newcomer's rating). A
+    /// later `Rating` for the same entrant replaces it; leaving the lobby
+    /// forgets it (a new join is a new seat). Ignored (not logged)
+    /// outside a tournament's lobby, where nothing is seeded; `not_in_room` for
+    /// a user without a seat; `invalid` unless finite.
+    Rating {
+        /// The seated entrant.
+        user: String,
+        /// Their rating on the Glicko scale.
+        rating: f64,
+    },
     /// The player's reconnect window ran out: from now on they answer nothing and
     /// rounds no longer wait for them. Their score stays in the standings, and
     /// they still receive the room's frames. Hosts no longer send it — the room
@@ -141,6 +155,7 @@ impl Input {
             | Input::Unspectate { user }
             | Input::Disconnect { user }
             | Input::Reconnect { user }
+            | Input::Rating { user, .. }
             | Input::Abandon { user } => Some(user),
             Input::DuelOver { .. } => None,
         }

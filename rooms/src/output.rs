@@ -55,7 +55,7 @@ pub enum Output {
 }
 
 /// One accepted call into the room: an input, or `None` for `handle_timeout`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogEntry {
     /// Room time of the call.
     pub at: Millis,

@@ -28,6 +28,9 @@ pub(super) struct Player {
     pub gone: bool,
     /// The reconnect window ran out: answers nothing from now on.
     pub abandoned: bool,
+    /// Tournament: the rating the host reported, for seeding (`None`: a newcomer's).
+    #[serde(default)]
+    pub rating: Option<f64>,
     /// The last question number answered, to refuse a second answer.
     pub last_q: Option<u32>,
     /// Points (raid: damage) gained in the current round.
@@ -49,6 +52,7 @@ impl Player {
             left: false,
             gone: false,
             abandoned: false,
+            rating: None,
             last_q: None,
             round_gain: 0,
             round_correct: false,

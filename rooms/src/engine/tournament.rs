@@ -1,5 +1,5 @@
-//! Tournament: seeding, the single-elimination bracket with byes and walkovers,
-//! the child duels it spawns, and the `bracket` frames. Entrants are the room's
+//! Tournament: seeding by the entrants' ratings, the single-elimination bracket
+//! with byes and walkovers, the child duels it spawns, and the `bracket` frames. Entrants are the room's
 //! players; their `score` is their points over all their duels and
 //! `eliminated_in` the bracket round they lost in.
 
@@ -10,8 +10,9 @@ use super::roster::Roster;
 use super::{ModeState, Room};
 use crate::{Millis, Output, RoomError};
 
-/// Every entrant's rating until ratings exist.
-pub(super) const DEFAULT_RATING: i64 = 1500;
+/// The seeding rating of an entrant the host reported none for: a Glicko-2
+/// newcomer's.
+const DEFAULT_RATING: f64 = 1500.0;
 
 /// How a slot of the bracket was decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,10 +63,11 @@ impl Slot {
     }
 }
 
-/// Seeds entrants from `(id, rating)`: best rating first, equal ratings by id ascending.
-fn seed(ratings: &[(&str, i64)]) -> Vec<String> {
-    let mut order: Vec<&(&str, i64)> = ratings.iter().collect();
-    order.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+/// Seeds entrants from `(id, rating)`: best rating first, equal ratings by id
+/// ascending (ids are unique, so the order is total whatever the join order).
+fn seed(ratings: &[(&str, f64)]) -> Vec<String> {
+    let mut order: Vec<&(&str, f64)> = ratings.iter().collect();
+    order.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
     order.into_iter().map(|(id, _)| (*id).to_owned()).collect()
 }
 
@@ -247,15 +249,35 @@ impl Room {
     /// Seeds the bracket from the seated entrants and settles byes. Returns the
     /// duels to spawn.
     pub(super) fn build_bracket(&mut self) -> Vec<Output> {
-        let ratings: Vec<(&str, i64)> = self
+        let ratings: Vec<(&str, f64)> = self
             .roster
             .all()
             .iter()
-            .map(|p| (p.id.as_str(), DEFAULT_RATING))
+            .map(|p| (p.id.as_str(), p.rating.unwrap_or(DEFAULT_RATING)))
             .collect();
         let bracket = Bracket::seeded(&seed(&ratings));
         self.mode = ModeState::Tournament(bracket);
         self.settle()
+    }
+
+    /// [`crate::Input::Rating`]: remembers a seated entrant's rating for the
+    /// seeding. Only a tournament's lobby seeds, so anywhere else it changes
+    /// nothing (and is not logged).
+    pub(super) fn rate(&mut self, user: &str, rating: f64) -> Result<bool, RoomError> {
+        if !rating.is_finite() {
+            return Err(RoomError::Invalid(format!(
+                "a rating must be a finite number, not {rating}"
+            )));
+        }
+        if self.phase != Phase::Waiting || !matches!(self.mode, ModeState::Tournament(_)) {
+            return Ok(false);
+        }
+        let player = self.roster.get_mut(user).ok_or(RoomError::NotInRoom)?;
+        if player.rating == Some(rating) {
+            return Ok(false);
+        }
+        player.rating = Some(rating);
+        Ok(true)
     }
 
     /// [`Bracket::settle`] on this room's bracket and roster.
