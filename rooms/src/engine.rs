@@ -125,6 +125,21 @@ struct OpenQuestion {
     pending: u32,
 }
 
+/// What drives [`Room::poll_timeout`], compared before and after a step of
+/// [`Room::handle_timeout`] so a due timer that fails to advance cannot spin.
+/// `asked` is part of it: with no pause between rounds and nobody left to
+/// answer, a question opens and closes at one instant and leaves the clock
+/// looking unchanged.
+#[derive(PartialEq)]
+struct Timers {
+    clock: Clock,
+    lobby: Option<Millis>,
+    boss: Option<Millis>,
+    asked: u32,
+    /// The earliest reconnect window and how many are open.
+    windows: (Option<Millis>, usize),
+}
+
 /// Lobby `room_state` coalescing.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Lobby {
@@ -187,8 +202,10 @@ impl Room {
         Ok(())
     }
 
-    /// Runs whatever is due at `now` (call at or after [`Room::poll_timeout`]; a
-    /// late call acts at `now`). Logged when it did something.
+    /// Runs whatever is due at `now` — the question cycle, a held-back lobby
+    /// `room_state` or `boss` frame, reconnect windows running out — (call at
+    /// or after [`Room::poll_timeout`]; a late call acts at `now`). Logged when
+    /// it did something.
     pub fn handle_timeout(&mut self, now: Millis) {
         let mut acted = false;
         while self.poll_timeout().is_some_and(|due| due <= now) {
@@ -232,28 +249,16 @@ impl Room {
         }
     }
 
-    /// Everything that drives [`Room::poll_timeout`], to see that a step advanced.
-    /// Everything a due timer changes. `asked` is part of it: with no pause between
-    /// rounds and nobody left to answer, a question opens and closes at one instant
-    /// and leaves the clock looking unchanged.
-    fn timers(
-        &self,
-    ) -> (
-        Clock,
-        Option<Millis>,
-        Option<Millis>,
-        u32,
-        Option<Millis>,
-        usize,
-    ) {
-        (
-            self.clock,
-            self.lobby.due,
-            self.mode.raid().and_then(Raid::due),
-            self.asked,
-            self.away.next(),
-            self.away.len(),
-        )
+    /// Everything a due timer changes, to see that a step of
+    /// [`Room::handle_timeout`] advanced.
+    fn timers(&self) -> Timers {
+        Timers {
+            clock: self.clock,
+            lobby: self.lobby.due,
+            boss: self.mode.raid().and_then(Raid::due),
+            asked: self.asked,
+            windows: (self.away.next(), self.away.len()),
+        }
     }
 
     /// The next thing to send, in order.

@@ -7,6 +7,12 @@
 //! clock, and a match replays exactly from its [`LogEntry`] log ([`replay`]).
 //! Time is [`Millis`] on the room's own timeline (0 = the room's creation).
 //! A room's state is plain serde data, so a node can snapshot it and another adopt it.
+//!
+//! The room also knows who is in it — seated players, spectators, and the
+//! reconnect windows of players whose connection dropped — so all of that is
+//! in the log too. The host fans broadcasts out to [`Room::members`] (cached by
+//! [`Room::members_version`]), releases seats on [`Output::SeatFreed`], and
+//! closes a lobby once [`Room::is_empty_lobby`].
 
 #![warn(missing_docs)]
 
