@@ -1,4 +1,4 @@
-//! Who is in a room besides its rules' view of the seats: the spectators, the
+//! Membership beyond the roster: the spectators, the
 //! membership version the host caches its fan-out by, and the reconnect windows
 //! of seated players whose connection dropped. The data types here are leaves;
 //! the `impl Room` below turns the membership inputs ([`Input::Spectate`],
