@@ -1,6 +1,6 @@
-//! Membership beyond the roster: the spectators, the
-//! membership version the host caches its fan-out by, and the reconnect windows
-//! of seated players whose connection dropped. The data types here are leaves;
+//! Membership beyond the roster: the spectators, the membership version the
+//! host caches its fan-out by, and the reconnect windows of seated players whose
+//! connection dropped. The data types here are leaves;
 //! the `impl Room` below turns the membership inputs ([`Input::Spectate`],
 //! [`Input::Unspectate`], [`Input::Disconnect`], [`Input::Reconnect`]) and a
 //! window running out into changes of the room.
