@@ -10,6 +10,10 @@
 //! wrong as recorded, since a copy asks the mission's questions in another order.
 //! `abandon` needs no action: the player simply answers nothing more (rounds then
 //! wait for them until their deadline, which shifts timing but not the result).
+//! The same goes for a reconnect window the room ran out itself during play (a
+//! seat freed by a timer); one that ran out in the lobby is replayed as a leave.
+//! A forfeit (a tournament's duel whose player left the tournament) is replayed
+//! as a leave. Spectating, disconnects, reconnects and ratings need no action.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -227,7 +231,7 @@ impl ReplayPlan {
                             },
                         });
                     }
-                    (Phase::Playing, Input::Leave { user }) => {
+                    (Phase::Playing, Input::Leave { user } | Input::Forfeit { user }) => {
                         let (anchor, at) =
                             anchor_before.context("a leave during play before the start")?;
                         timed.entry(user.clone()).or_default().push(Timed {
@@ -239,6 +243,14 @@ impl ReplayPlan {
                     (Phase::Playing, Input::Abandon { user }) => {
                         notes.push(format!("{user} abandoned (dropped for good) in the record; the copy just stops answering"));
                     }
+                    (
+                        _,
+                        Input::Spectate { .. }
+                        | Input::Unspectate { .. }
+                        | Input::Disconnect { .. }
+                        | Input::Reconnect { .. }
+                        | Input::Rating { .. },
+                    ) => {}
                     (_, other) => bail!("cannot replay input {other:?} in phase {phase:?}"),
                 }
             }
@@ -257,6 +269,14 @@ impl ReplayPlan {
                         last_open_q = Some(m.q);
                     }
                     Output::Started => started_at = Some(entry.at),
+                    // A reconnect window the room ran out (a timer, not an input).
+                    Output::SeatFreed { user } if entry.input.is_none() => match phase {
+                        Phase::Waiting => lobby.push(Step {
+                            user,
+                            kind: StepKind::Leave,
+                        }),
+                        _ => notes.push(format!("{user} abandoned (dropped for good) in the record; the copy just stops answering")),
+                    },
                     Output::Finished(s) => local_result = Some(s.result),
                     _ => {}
                 }
@@ -561,6 +581,7 @@ mod tests {
                 boss_hp: None,
                 size: 8,
                 watch: false,
+                reconnect_ms: juno_rooms::DEFAULT_RECONNECT_MS,
             },
             questions,
             parent: None,

@@ -24,6 +24,7 @@ fn spec(mode: Mode, max_players: u32) -> RoomSpec {
             boss_hp: Some(1_000_000_000),
             size: 8,
             watch: true,
+            reconnect_ms: juno_rooms::DEFAULT_RECONNECT_MS,
         },
         questions: (0..5)
             .map(|i| Question {

@@ -1,14 +1,20 @@
 //! The match engine: one state machine for every mode. This file holds the
-//! [`Room`] itself — its public API, input dispatch, the log, the lobby and the
-//! timers. The question cycle ([`round`]), the mode rules ([`duel`], [`royale`],
-//! [`raid`], [`tournament`]) and the rankings ([`ranking`]) live in submodules.
+//! [`Room`] itself — its public API, input dispatch, the log, the lobby, seats
+//! taken and given up, and the timers. The question cycle ([`round`]), the mode
+//! rules ([`duel`], [`royale`], [`raid`], [`tournament`]), the orderings
+//! ([`ranking`]), the end of a match ([`standings`]) and the spectators and
+//! reconnect windows ([`presence`]) live in submodules. Dependencies between the
+//! submodules run one way: [`ranking`] and [`roster`] are leaves, the mode rules
+//! build on them, and [`standings`] on the mode rules.
 
 mod duel;
+mod presence;
 mod raid;
 mod ranking;
 mod roster;
 mod round;
 mod royale;
+mod standings;
 mod tournament;
 
 use std::collections::VecDeque;
@@ -18,10 +24,11 @@ use juno_protocol::{Mode, Phase, PlayerState, RoomState, ServerMsg};
 use serde::{Deserialize, Serialize};
 
 use crate::{Input, LogEntry, Millis, Output, RoomError, RoomSpec, Summary};
+use presence::{Audience, Away};
 use raid::Raid;
 pub use raid::BOSS_FANOUT_PER_SEC;
 use roster::Roster;
-use tournament::Slot;
+use tournament::Bracket;
 
 /// At most one lobby `room_state` broadcast per this many ms, so a big lobby
 /// filling up does not cost O(N²) frames.
@@ -43,17 +50,58 @@ pub struct Room {
     started_at: Option<Millis>,
     finished_at: Option<Millis>,
     lobby: Lobby,
-    /// Raid only, from the start.
-    raid: Option<Raid>,
-    /// How many receive the room's broadcasts, as the host last said (paces
-    /// `boss` frames).
+    /// What the room's mode keeps beyond the roster and the question cycle.
+    mode: ModeState,
+    /// The spectators and the membership version.
     #[serde(default)]
-    audience: u32,
-    /// Tournament only, from the start: rounds of pairings.
-    bracket: Option<Vec<Vec<Slot>>>,
+    audience: Audience,
+    /// Reconnect windows of seated players whose connection dropped.
+    #[serde(default)]
+    away: Away,
     /// What the host has yet to poll.
     #[serde(skip)]
     out: VecDeque<Output>,
+}
+
+/// What one mode keeps beyond the roster and the question cycle. One enum, so
+/// a room can never hold a boss and a bracket at once, nor one mode's state
+/// while playing another mode.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum ModeState {
+    /// Nothing beyond the roster.
+    Duel,
+    /// Nothing beyond the roster (eliminations live on the players).
+    Royale,
+    /// The boss, from the start on (its hit points depend on who started).
+    Raid(Option<Raid>),
+    /// The bracket: no rounds in the lobby, seeded at the start.
+    Tournament(Bracket),
+}
+
+impl ModeState {
+    fn new(mode: Mode) -> ModeState {
+        match mode {
+            Mode::Duel => ModeState::Duel,
+            Mode::BattleRoyale => ModeState::Royale,
+            Mode::Raid => ModeState::Raid(None),
+            Mode::Tournament => ModeState::Tournament(Bracket::default()),
+        }
+    }
+
+    /// The boss, in a raid that started.
+    fn raid(&self) -> Option<&Raid> {
+        match self {
+            ModeState::Raid(raid) => raid.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn raid_mut(&mut self) -> Option<&mut Raid> {
+        match self {
+            ModeState::Raid(raid) => raid.as_mut(),
+            _ => None,
+        }
+    }
 }
 
 /// Where the question cycle stands.
@@ -77,6 +125,21 @@ struct OpenQuestion {
     pending: u32,
 }
 
+/// What drives [`Room::poll_timeout`], compared before and after a step of
+/// [`Room::handle_timeout`] so a due timer that fails to advance cannot spin.
+/// `asked` is part of it: with no pause between rounds and nobody left to
+/// answer, a question opens and closes at one instant and leaves the clock
+/// looking unchanged.
+#[derive(PartialEq)]
+struct Timers {
+    clock: Clock,
+    lobby: Option<Millis>,
+    boss: Option<Millis>,
+    asked: u32,
+    /// The earliest reconnect window and how many are open.
+    windows: (Option<Millis>, usize),
+}
+
 /// Lobby `room_state` coalescing.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Lobby {
@@ -89,6 +152,7 @@ impl Room {
     /// A room waiting for players.
     pub fn new(spec: RoomSpec) -> Room {
         Room {
+            mode: ModeState::new(spec.mode),
             spec,
             log: Vec::new(),
             phase: Phase::Waiting,
@@ -98,9 +162,8 @@ impl Room {
             started_at: None,
             finished_at: None,
             lobby: Lobby::default(),
-            raid: None,
-            audience: 0,
-            bracket: None,
+            audience: Audience::default(),
+            away: Away::default(),
             out: VecDeque::new(),
         }
     }
@@ -125,7 +188,10 @@ impl Room {
         &self.log
     }
 
-    /// Feeds one input at `now`. Accepted inputs that change the room are logged.
+    /// Feeds one input at `now`. Accepted inputs that change the room are
+    /// logged, up to the end of the match: the log is the match's record, so
+    /// what happens after the end (spectators coming and going, players
+    /// leaving the finished room) changes who is a member but is not logged.
     pub fn handle(&mut self, now: Millis, input: Input) -> Result<(), RoomError> {
         if self.apply(now, &input)? {
             self.log.push(LogEntry {
@@ -136,8 +202,10 @@ impl Room {
         Ok(())
     }
 
-    /// Runs whatever is due at `now` (call at or after [`Room::poll_timeout`]; a
-    /// late call acts at `now`). Logged when it did something.
+    /// Runs whatever is due at `now` — the question cycle, a held-back lobby
+    /// `room_state` or `boss` frame, reconnect windows running out — (call at
+    /// or after [`Room::poll_timeout`]; a late call acts at `now`). Logged when
+    /// it did something.
     pub fn handle_timeout(&mut self, now: Millis) {
         let mut acted = false;
         while self.poll_timeout().is_some_and(|due| due <= now) {
@@ -147,14 +215,14 @@ impl Room {
                 self.send_lobby(now);
             }
             if self
-                .raid
-                .as_ref()
+                .mode
+                .raid()
                 .and_then(Raid::due)
                 .is_some_and(|t| t <= now)
             {
                 if let Some(frame) = self
-                    .raid
-                    .as_mut()
+                    .mode
+                    .raid_mut()
                     .and_then(|raid| raid.flush(now, &self.spec.room))
                 {
                     self.out
@@ -166,6 +234,7 @@ impl Room {
                 Clock::Open(open) if open.deadline <= now => self.close_round(now),
                 _ => {}
             }
+            self.expire_windows(now);
             // Every due timer is consumed above; never spin if that ever fails.
             if self.timers() == before {
                 debug_assert!(false, "a due timer did not advance");
@@ -180,17 +249,16 @@ impl Room {
         }
     }
 
-    /// Everything that drives [`Room::poll_timeout`], to see that a step advanced.
-    /// Everything a due timer changes. `asked` is part of it: with no pause between
-    /// rounds and nobody left to answer, a question opens and closes at one instant
-    /// and leaves the clock looking unchanged.
-    fn timers(&self) -> (Clock, Option<Millis>, Option<Millis>, u32) {
-        (
-            self.clock,
-            self.lobby.due,
-            self.raid.as_ref().and_then(Raid::due),
-            self.asked,
-        )
+    /// Everything a due timer changes, to see that a step of
+    /// [`Room::handle_timeout`] advanced.
+    fn timers(&self) -> Timers {
+        Timers {
+            clock: self.clock,
+            lobby: self.lobby.due,
+            boss: self.mode.raid().and_then(Raid::due),
+            asked: self.asked,
+            windows: (self.away.next(), self.away.len()),
+        }
     }
 
     /// The next thing to send, in order.
@@ -208,7 +276,8 @@ impl Room {
         [
             clock,
             self.lobby.due,
-            self.raid.as_ref().and_then(Raid::due),
+            self.mode.raid().and_then(Raid::due),
+            self.away.next(),
         ]
         .into_iter()
         .flatten()
@@ -220,17 +289,51 @@ impl Room {
         self.phase
     }
 
-    /// Whether `user` holds a seat: joined, not left (before play, leaving frees
-    /// the seat; during play it forfeits it).
+    /// Whether `user` is in the room as a player: seated and not gone — still
+    /// receiving its frames, eliminated and abandoned players included, players
+    /// who left not. A `join` from them changes nothing.
     pub fn is_player(&self, user: &str) -> bool {
-        self.roster.get(user).is_some_and(|p| !p.left)
+        self.roster.get(user).is_some_and(|p| !p.gone)
     }
 
-    /// How many receive the room's broadcasts (players and spectators, as the
-    /// host counts them). A large audience gets fewer `boss` frames (still at
-    /// most 10 a second): see [`BOSS_FANOUT_PER_SEC`].
-    pub fn set_audience(&mut self, members: usize) {
-        self.audience = u32::try_from(members).unwrap_or(u32::MAX);
+    /// Whether `user` watches the room without a seat.
+    pub fn is_spectator(&self, user: &str) -> bool {
+        self.audience.is_spectator(user)
+    }
+
+    /// Whether `user` receives the room's broadcasts (a player or a spectator).
+    pub fn is_member(&self, user: &str) -> bool {
+        self.is_player(user) || self.is_spectator(user)
+    }
+
+    /// Everyone who receives the room's broadcasts: the players still in the
+    /// room (eliminated and abandoned ones included, players who left not) in
+    /// seat order, then the spectators by id. Each user appears once.
+    pub fn members(&self) -> impl Iterator<Item = &str> + '_ {
+        let players = self.roster.all().iter().filter(|p| !p.gone);
+        let spectators = self.audience.spectators().iter();
+        players
+            .map(|p| p.id.as_str())
+            .chain(spectators.map(String::as_str))
+    }
+
+    /// How many [`Room::members`] there are, in O(1). A large audience gets
+    /// fewer `boss` frames (still at most 10 a second): see [`BOSS_FANOUT_PER_SEC`].
+    pub fn member_count(&self) -> usize {
+        self.roster.present() + self.audience.len()
+    }
+
+    /// Bumped whenever [`Room::members`] changes, so the host can cache its
+    /// fan-out list and rebuild it only then. (A member's connection moving is
+    /// the host's own affair and does not bump it.)
+    pub fn members_version(&self) -> u64 {
+        self.audience.version()
+    }
+
+    /// A lobby nobody is in any more — no player seated, nobody watching — is
+    /// over: the host closes it. Never true once the match started.
+    pub fn is_empty_lobby(&self) -> bool {
+        self.phase == Phase::Waiting && self.roster.len() == 0 && self.audience.len() == 0
     }
 
     /// Seats taken: while waiting, the lobby; from the start, everyone who
@@ -239,7 +342,7 @@ impl Room {
         self.roster.len()
     }
 
-    /// The `room_state` snapshot at `now`; `spectators` is left 0 for the host to fill.
+    /// The `room_state` snapshot at `now`.
     pub fn room_state(&self, now: Millis) -> RoomState {
         let players = self.roster.all();
         let state = |p: &roster::Player| PlayerState {
@@ -270,28 +373,29 @@ impl Room {
             phase: self.phase,
             players: listed,
             player_count: players.len() as u32,
-            spectators: 0,
+            spectators: u32::try_from(self.audience.len()).unwrap_or(u32::MAX),
             question,
-            boss: self.raid.as_ref().map(Raid::hp),
-            bracket: (self.spec.mode == Mode::Tournament).then(|| self.pairings()),
+            boss: self.mode.raid().map(Raid::hp),
+            bracket: matches!(self.mode, ModeState::Tournament(_)).then(|| self.pairings()),
         }
     }
 
     /// Applies `input`; `Ok(true)` when the room changed (and the input is logged).
     fn apply(&mut self, now: Millis, input: &Input) -> Result<bool, RoomError> {
         if self.phase == Phase::Finished {
-            return match input {
-                Input::Leave { .. } => Ok(false),
-                // Every question is closed once the match is over.
-                Input::Answer { .. } => Err(RoomError::TooLate),
-                _ => Err(RoomError::NotAllowed("the match is over")),
-            };
+            return self.after_the_end(input);
         }
         match input {
             Input::Join { user, name } => self.join(now, user, name),
             Input::Leave { user } => self.leave(now, user),
+            Input::Forfeit { user } => self.forfeit(now, user),
             Input::Start { user } => self.start_by(now, user),
             Input::Answer { user, q, choice } => self.answer(now, user, *q, *choice),
+            Input::Spectate { user } => Ok(self.spectate(user)),
+            Input::Unspectate { user } => Ok(self.unspectate(user)),
+            Input::Disconnect { user } => self.disconnect(now, user),
+            Input::Reconnect { user } => Ok(self.reconnect(user)),
+            Input::Rating { user, rating } => self.rate(user, *rating),
             Input::Abandon { user } => self.abandon(now, user),
             Input::DuelOver {
                 room,
@@ -299,6 +403,35 @@ impl Room {
                 scores,
             } => self.duel_over(now, room, winner, scores),
         }
+    }
+
+    /// An input once the match is over: only membership still changes (never
+    /// logged: the record ended with the match). Every seat was freed by
+    /// [`Output::Finished`], so nothing here frees one.
+    fn after_the_end(&mut self, input: &Input) -> Result<bool, RoomError> {
+        match input {
+            Input::Spectate { user } => {
+                self.spectate(user);
+            }
+            Input::Unspectate { user } => {
+                self.unspectate(user);
+            }
+            Input::Leave { user } => {
+                if !self.unspectate(user) {
+                    let seat = self.roster.position(user).ok_or(RoomError::NotInRoom)?;
+                    if self.roster.depart(seat) {
+                        self.audience.changed();
+                    }
+                }
+            }
+            Input::Join { user, .. } if self.is_player(user) => {}
+            // Nobody holds a seat or a window any more, and nothing is seeded.
+            Input::Disconnect { .. } | Input::Reconnect { .. } | Input::Rating { .. } => {}
+            // Every question is closed once the match is over.
+            Input::Answer { .. } => return Err(RoomError::TooLate),
+            _ => return Err(RoomError::NotAllowed("the match is over")),
+        }
+        Ok(false)
     }
 
     fn min_players(&self) -> usize {
@@ -309,16 +442,20 @@ impl Room {
     }
 
     fn join(&mut self, now: Millis, user: &str, name: &str) -> Result<bool, RoomError> {
+        if self.is_player(user) {
+            return Ok(false);
+        }
         if self.phase != Phase::Waiting {
             return Err(RoomError::NotAllowed("the match already started"));
-        }
-        if self.roster.get(user).is_some() {
-            return Ok(false);
         }
         if self.roster.len() >= self.spec.settings.max_players as usize {
             return Err(RoomError::RoomFull);
         }
+        // A spectator taking a seat stops spectating (before the lobby
+        // broadcast below counts the spectators).
+        self.audience.unwatch(user);
         self.roster.seat(user, name);
+        self.audience.changed();
         if self.roster.len() >= self.spec.settings.max_players as usize
             && self.roster.len() >= self.min_players()
         {
@@ -329,20 +466,56 @@ impl Room {
         Ok(true)
     }
 
+    /// [`Input::Leave`]: a spectator stops watching; a player gives up the seat
+    /// (before play) or forfeits it and leaves the room (during play).
     fn leave(&mut self, now: Millis, user: &str) -> Result<bool, RoomError> {
-        if self.phase == Phase::Waiting {
-            if !self.roster.unseat(user) {
-                return Err(RoomError::NotInRoom);
-            }
-            self.lobby_changed(now);
+        if self.unspectate(user) {
             return Ok(true);
+        }
+        if self.phase == Phase::Waiting {
+            return self.unseat(now, user);
+        }
+        let seat = self.roster.position(user).ok_or(RoomError::NotInRoom)?;
+        let player = &self.roster.all()[seat];
+        let (forfeited, held_seat) = (player.left, !player.left && !player.abandoned);
+        if !self.roster.depart(seat) {
+            return Ok(false);
+        }
+        self.audience.changed();
+        if forfeited {
+            // Out of the match already (a forfeit): now out of the room too.
+            return Ok(true);
+        }
+        self.away.close(user);
+        if held_seat {
+            self.seat_freed(user);
+        }
+        self.quit(now, seat)
+    }
+
+    /// [`Input::Forfeit`]: the player loses as by leaving during play but stays
+    /// in the room. Their seat is not this room's to free (a tournament's duel:
+    /// the seat is the tournament's), so no [`Output::SeatFreed`].
+    fn forfeit(&mut self, now: Millis, user: &str) -> Result<bool, RoomError> {
+        if self.phase != Phase::Playing {
+            return Err(RoomError::NotAllowed("nothing to forfeit before the start"));
         }
         let seat = self.roster.position(user).ok_or(RoomError::NotInRoom)?;
         if self.roster.all()[seat].left {
             return Ok(false);
         }
+        self.away.close(user);
+        self.quit(now, seat)
+    }
+
+    /// The player in `seat` quits the match being played: the mode's forfeit
+    /// rules (WIRE.md §3). They answer nothing more.
+    fn quit(&mut self, now: Millis, seat: usize) -> Result<bool, RoomError> {
         match self.spec.mode {
-            Mode::Tournament => return self.tournament_leave(now, user),
+            Mode::Tournament => {
+                let user = self.roster.all()[seat].id.clone();
+                return self.tournament_leave(now, &user);
+            }
             Mode::Duel => {
                 self.roster.all_mut()[seat].left = true;
                 self.finish(now);
@@ -369,22 +542,47 @@ impl Room {
         Ok(true)
     }
 
-    /// The reconnect window ran out. While waiting this frees the seat (a gone
-    /// player must not hold a lobby seat or start a duel); during play the player
-    /// answers nothing more and rounds stop waiting for them.
+    /// Before play: `user` gives up the seat (leaving, or the reconnect window
+    /// ran out).
+    fn unseat(&mut self, now: Millis, user: &str) -> Result<bool, RoomError> {
+        if !self.roster.unseat(user) {
+            return Err(RoomError::NotInRoom);
+        }
+        self.away.close(user);
+        self.audience.changed();
+        self.seat_freed(user);
+        self.lobby_changed(now);
+        Ok(true)
+    }
+
+    /// The player's reconnect window ran out ([`Input::Abandon`] in logs from
+    /// before the room kept the windows). While waiting this frees the seat (a
+    /// gone player must not hold a lobby seat or start a duel); during play the
+    /// player answers nothing more and rounds stop waiting for them; they stay
+    /// in the room and the standings.
     fn abandon(&mut self, now: Millis, user: &str) -> Result<bool, RoomError> {
         if self.phase == Phase::Waiting {
-            return self.leave(now, user);
+            return self.unseat(now, user);
         }
         let seat = self.roster.position(user).ok_or(RoomError::NotInRoom)?;
         let player = &self.roster.all()[seat];
         if player.abandoned || player.left {
             return Ok(false);
         }
+        self.away.close(user);
+        self.seat_freed(user);
         self.withdraw(seat);
         self.roster.all_mut()[seat].abandoned = true;
         self.close_if_done(now);
         Ok(true)
+    }
+
+    /// Tells the host `user` no longer holds a seat here. Pushed before the
+    /// consequences (a duel's `result`, …) so those stay last.
+    fn seat_freed(&mut self, user: &str) {
+        self.out.push_back(Output::SeatFreed {
+            user: user.to_owned(),
+        });
     }
 
     fn start_by(&mut self, now: Millis, user: &str) -> Result<bool, RoomError> {
@@ -413,7 +611,7 @@ impl Room {
             Mode::Raid => {
                 let players = self.roster.len() as u64;
                 let max_hp = self.spec.settings.boss_hp.unwrap_or(1000 * players);
-                self.raid = Some(Raid::new(max_hp.max(1)));
+                self.mode = ModeState::Raid(Some(Raid::new(max_hp.max(1))));
                 Vec::new()
             }
             Mode::Duel | Mode::BattleRoyale => Vec::new(),

@@ -19,6 +19,16 @@ pub enum Output {
     },
     /// The match began (phase went from `waiting` to `playing`).
     Started,
+    /// `user` no longer holds a seat in this room: they left it, or their
+    /// reconnect window ran out (in the lobby they lose the seat, during play
+    /// they are abandoned). Release the seat in the directories. It comes
+    /// before the consequences (a lobby `room_state`, a duel's `result`). Not
+    /// sent for [`crate::Input::Forfeit`] (the seat is the tournament's), nor at
+    /// the end of the match: [`Output::Finished`] frees every seat at once.
+    SeatFreed {
+        /// The user whose seat is free.
+        user: String,
+    },
     /// The match ended; the `result` frame was already broadcast just before this.
     Finished(Box<Summary>),
     /// Tournament only: create the duel `room` (a [`crate::RoomSpec`] with `parent` =
@@ -34,7 +44,7 @@ pub enum Output {
         round: u32,
     },
     /// Tournament only: `user` left the tournament while playing the duel `room`;
-    /// the host feeds that duel an [`crate::Input::Leave`] for them, whose
+    /// the host feeds that duel an [`crate::Input::Forfeit`] for them, whose
     /// [`crate::Input::DuelOver`] then comes back as usual.
     Forfeit {
         /// The running child duel.
@@ -45,7 +55,7 @@ pub enum Output {
 }
 
 /// One accepted call into the room: an input, or `None` for `handle_timeout`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogEntry {
     /// Room time of the call.
     pub at: Millis,

@@ -3,6 +3,17 @@
 use juno_protocol::{Mode, Question, RoomOptions};
 use serde::{Deserialize, Serialize};
 
+use crate::Millis;
+
+/// How long a dropped player keeps the seat when the spec does not say: what
+/// specs recorded before the room kept reconnect windows deserialize with.
+/// The host sets [`Settings::reconnect_ms`] from `JUNO_RESUME_SECS` instead.
+pub const DEFAULT_RECONNECT_MS: Millis = 30_000;
+
+fn default_reconnect_ms() -> Millis {
+    DEFAULT_RECONNECT_MS
+}
+
 /// The node's default match pace (`JUNO_QUESTIONS`, `JUNO_QUESTION_MS`, …), used
 /// where `create` gave no options and always for `queue`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,10 +59,17 @@ pub struct Settings {
     pub size: u32,
     /// The creator hosts and spectates instead of playing.
     pub watch: bool,
+    /// How long a seated player whose connection dropped keeps the seat (the
+    /// reconnect window, WIRE.md §4 "Disconnects"; `JUNO_RESUME_SECS`). No client
+    /// option sets it: the host fills it in after [`Settings::resolve`].
+    #[serde(default = "default_reconnect_ms")]
+    pub reconnect_ms: Millis,
 }
 
 impl Settings {
     /// Resolves validated `options` (see [`RoomOptions::validate`]) for `mode`.
+    /// The reconnect window is [`DEFAULT_RECONNECT_MS`] until the host sets
+    /// its own.
     pub fn resolve(mode: Mode, options: &RoomOptions, pace: Pace) -> Settings {
         let size = options.size.unwrap_or(8);
         let max_players = match mode {
@@ -69,6 +87,7 @@ impl Settings {
             boss_hp: options.boss_hp,
             size,
             watch: options.watch.unwrap_or(false),
+            reconnect_ms: DEFAULT_RECONNECT_MS,
         }
     }
 }

@@ -1,4 +1,6 @@
-//! Duel rules: the final ordering with its tie-breaks and the forfeit on leave.
+//! Duel rules: the final ordering with its tie-breaks. (A duel's forfeit on
+//! leave — the match ends at once — is in the engine's `quit`, with the other
+//! modes' forfeits.)
 
 use std::cmp::Reverse;
 

@@ -18,10 +18,12 @@ pub const BOSS_FANOUT_PER_SEC: u64 = 20_000;
 /// The longest gap between two `boss` frames, however large the audience.
 const BOSS_FRAME_MAX_MS: Millis = 1_000;
 
-/// The gap between two `boss` frames for `audience` recipients: 100 ms (10 a
-/// second) up to 2,000 recipients, 500 ms at 10,000, at most 1 s.
-pub(super) fn boss_gap(audience: u32) -> Millis {
-    (u64::from(audience) * 1_000 / BOSS_FANOUT_PER_SEC).clamp(BOSS_FRAME_MS, BOSS_FRAME_MAX_MS)
+/// The gap between two `boss` frames for `audience` recipients (the room's
+/// members): 100 ms (10 a second) up to 2,000 recipients, 500 ms at 10,000, at
+/// most 1 s.
+pub(super) fn boss_gap(audience: usize) -> Millis {
+    let audience = u64::try_from(audience).unwrap_or(u64::MAX);
+    (audience.saturating_mul(1_000) / BOSS_FANOUT_PER_SEC).clamp(BOSS_FRAME_MS, BOSS_FRAME_MAX_MS)
 }
 /// Hits listed in `boss.last`.
 const LAST_HITS: usize = 5;

@@ -1,5 +1,6 @@
-//! The room's players: seats in join order plus an id index, and each player's
-//! running totals and per-round answer state.
+//! The room's players: seats in join order plus an id index, each player's
+//! running totals and per-round answer state, and whether they are still in the
+//! room (receiving its frames).
 
 use std::collections::BTreeMap;
 
@@ -20,8 +21,16 @@ pub(super) struct Player {
     pub eliminated_in: Option<u32>,
     /// Left during play (forfeit).
     pub left: bool,
+    /// No longer in the room: receives none of its frames. Set by leaving during
+    /// play or after the end, never by a forfeit from a parent tournament (that
+    /// player still sees their duel end). Only [`Roster::depart`] sets it.
+    #[serde(default)]
+    pub gone: bool,
     /// The reconnect window ran out: answers nothing from now on.
     pub abandoned: bool,
+    /// Tournament: the rating the host reported, for seeding (`None`: a newcomer's).
+    #[serde(default)]
+    pub rating: Option<f64>,
     /// The last question number answered, to refuse a second answer.
     pub last_q: Option<u32>,
     /// Points (raid: damage) gained in the current round.
@@ -41,7 +50,9 @@ impl Player {
             correct_ms: 0,
             eliminated_in: None,
             left: false,
+            gone: false,
             abandoned: false,
+            rating: None,
             last_q: None,
             round_gain: 0,
             round_correct: false,
@@ -65,11 +76,19 @@ pub(super) struct Roster {
     players: Vec<Player>,
     /// user id → position in `players`; a BTreeMap so the state stays deterministic.
     index: BTreeMap<String, usize>,
+    /// How many players are [`Player::gone`], so the room's member count is O(1).
+    #[serde(default)]
+    gone: usize,
 }
 
 impl Roster {
     pub fn len(&self) -> usize {
         self.players.len()
+    }
+
+    /// Players still in the room (not [`Player::gone`]).
+    pub fn present(&self) -> usize {
+        self.players.len() - self.gone
     }
 
     pub fn all(&self) -> &[Player] {
@@ -102,12 +121,27 @@ impl Roster {
         true
     }
 
+    /// The player in `seat` leaves the room for good (during play or after the
+    /// end; before play, [`Roster::unseat`] frees the seat instead). False if
+    /// they were gone already.
+    pub fn depart(&mut self, seat: usize) -> bool {
+        let player = &mut self.players[seat];
+        if player.gone {
+            return false;
+        }
+        player.gone = true;
+        self.gone += 1;
+        true
+    }
+
     /// Frees `id`'s seat (before play only); false if they held none.
     pub fn unseat(&mut self, id: &str) -> bool {
         let Some(pos) = self.index.remove(id) else {
             return false;
         };
-        self.players.remove(pos);
+        if self.players.remove(pos).gone {
+            self.gone -= 1;
+        }
         for slot in self.index.values_mut() {
             if *slot > pos {
                 *slot -= 1;

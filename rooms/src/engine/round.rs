@@ -99,8 +99,8 @@ impl Room {
             player.correct_ms += elapsed;
             player.round_correct = true;
             let mut gain = points(self.spec.settings.question_ms, elapsed);
-            if let Some(raid) = self.raid.as_mut() {
-                let gap = raid::boss_gap(self.audience);
+            let gap = raid::boss_gap(self.member_count());
+            if let Some(raid) = self.mode.raid_mut() {
                 let (dealt, frame) = raid.hit(now, gap, &self.spec.room, user, gain);
                 gain = dealt;
                 if let Some(frame) = frame {
@@ -112,12 +112,12 @@ impl Room {
             player.score += gain;
             player.round_gain = gain;
         }
-        let boss_down = self.raid.as_ref().is_some_and(|raid| raid.hp == 0);
+        let boss_down = self.mode.raid().is_some_and(|raid| raid.hp == 0);
         if boss_down {
             // The raid is won at once: report the killing blow, close, finish.
             if let Some(frame) = self
-                .raid
-                .as_mut()
+                .mode
+                .raid_mut()
                 .and_then(|raid| raid.flush(now, &self.spec.room))
             {
                 self.out
@@ -172,7 +172,7 @@ impl Room {
                 .map_or(0, |question| question.correct),
             top: leaders(players),
             eliminated,
-            boss: self.raid.as_ref().map(|raid| raid.hp()),
+            boss: self.mode.raid().map(|raid| raid.hp()),
             gained: small.then(|| {
                 players
                     .iter()
@@ -201,7 +201,7 @@ impl Room {
         let questions_left = (q as usize + 1) < self.spec.questions.len();
         let over = !questions_left
             || (self.spec.mode == Mode::BattleRoyale && self.alive_count() <= 1)
-            || self.raid.as_ref().is_some_and(|raid| raid.hp == 0);
+            || self.mode.raid().is_some_and(|raid| raid.hp == 0);
         if over {
             self.finish(now);
         } else {

@@ -1,20 +1,22 @@
-//! Tournament: seeding, the single-elimination bracket with byes and walkovers,
-//! the child duels it spawns, and the `bracket` frames. Entrants are the room's
+//! Tournament: seeding by the entrants' ratings, the single-elimination bracket
+//! with byes and walkovers, the child duels it spawns, and the `bracket` frames. Entrants are the room's
 //! players; their `score` is their points over all their duels and
 //! `eliminated_in` the bracket round they lost in.
 
-use juno_protocol::{Bracket, Pairing, Phase, PlayerRef, ServerMsg};
+use juno_protocol::{Bracket as BracketMsg, Pairing, Phase, PlayerRef, ServerMsg};
 use serde::{Deserialize, Serialize};
 
-use super::Room;
+use super::roster::Roster;
+use super::{ModeState, Room};
 use crate::{Millis, Output, RoomError};
 
-/// Every entrant's rating until ratings exist.
-pub(super) const DEFAULT_RATING: i64 = 1500;
+/// The seeding rating of an entrant the host reported none for: a Glicko-2
+/// newcomer's.
+const DEFAULT_RATING: f64 = 1500.0;
 
 /// How a slot of the bracket was decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) enum Decided {
+enum Decided {
     /// Not yet (its duel may be running: `room` is set).
     Open,
     /// Only one entrant: they advance without playing.
@@ -27,13 +29,13 @@ pub(super) enum Decided {
 
 /// One pairing of the bracket.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct Slot {
-    pub a: Option<String>,
-    pub b: Option<String>,
-    pub winner: Option<String>,
+struct Slot {
+    a: Option<String>,
+    b: Option<String>,
+    winner: Option<String>,
     /// The child duel's room, once spawned.
-    pub room: Option<String>,
-    pub decided: Decided,
+    room: Option<String>,
+    decided: Decided,
 }
 
 impl Slot {
@@ -61,17 +63,18 @@ impl Slot {
     }
 }
 
-/// Seeds entrants from `(id, rating)`: best rating first, equal ratings by id ascending.
-pub(super) fn seed(ratings: &[(&str, i64)]) -> Vec<String> {
-    let mut order: Vec<&(&str, i64)> = ratings.iter().collect();
-    order.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+/// Seeds entrants from `(id, rating)`: best rating first, equal ratings by id
+/// ascending (ids are unique, so the order is total whatever the join order).
+fn seed(ratings: &[(&str, f64)]) -> Vec<String> {
+    let mut order: Vec<&(&str, f64)> = ratings.iter().collect();
+    order.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
     order.into_iter().map(|(id, _)| (*id).to_owned()).collect()
 }
 
 /// Standard bracket placement for `size` (a power of two): the seeds (1-based)
 /// in bracket order, so that seed 1 meets seed `size`, and seeds 1 and 2 can
 /// only meet in the final. E.g. 8 → 1 8 4 5 2 7 3 6.
-pub(super) fn placement(size: usize) -> Vec<usize> {
+fn placement(size: usize) -> Vec<usize> {
     let mut order = vec![1];
     while order.len() < size {
         let n = order.len() * 2;
@@ -80,19 +83,19 @@ pub(super) fn placement(size: usize) -> Vec<usize> {
     order
 }
 
-impl Room {
-    /// Builds the bracket from the seated entrants and settles byes. The bracket
-    /// has `next_power_of_two(entrants)` places (≤ `size`), so every first-round
+/// The single-elimination bracket: rounds of pairings, the first round seeded
+/// at the start, each later round fed by the winners of the one before. Empty
+/// (no rounds) in the lobby.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(super) struct Bracket {
+    rounds: Vec<Vec<Slot>>,
+}
+
+impl Bracket {
+    /// The bracket for `seeds` (best first), nothing decided yet. It has
+    /// `next_power_of_two(entrants)` places (≤ `size`), so every first-round
     /// pairing holds at least one entrant and byes go to the top seeds.
-    /// Returns the duels to spawn.
-    pub(super) fn build_bracket(&mut self) -> Vec<Output> {
-        let ratings: Vec<(&str, i64)> = self
-            .roster
-            .all()
-            .iter()
-            .map(|p| (p.id.as_str(), DEFAULT_RATING))
-            .collect();
-        let seeds = seed(&ratings);
+    fn seeded(seeds: &[String]) -> Bracket {
         let places = seeds.len().next_power_of_two().max(2);
         let order = placement(places);
         let first: Vec<Slot> = order
@@ -109,43 +112,40 @@ impl Room {
             rounds.push((0..width).map(|_| Slot::empty()).collect());
             width /= 2;
         }
-        self.bracket = Some(rounds);
-        self.settle()
+        Bracket { rounds }
     }
 
     /// Decides every pairing that can be decided without a duel (byes,
-    /// walkovers), moves winners on, and returns the duels to spawn for pairings
-    /// whose two entrants are now known.
-    fn settle(&mut self) -> Vec<Output> {
+    /// walkovers, marking the losers out in `roster`), moves winners on, and
+    /// returns the duels to spawn for pairings whose two entrants are now known.
+    /// `room` is the tournament's id, the stem of its duels' ids.
+    fn settle(&mut self, room: &str, roster: &mut Roster) -> Vec<Output> {
         let mut spawns = Vec::new();
-        let Some(mut rounds) = self.bracket.take() else {
-            return spawns;
-        };
-        for r in 0..rounds.len() {
-            for i in 0..rounds[r].len() {
-                let slot = &rounds[r][i];
+        for r in 0..self.rounds.len() {
+            for i in 0..self.rounds[r].len() {
+                let slot = &self.rounds[r][i];
                 if slot.winner.is_some() || slot.room.is_some() {
                     continue;
                 }
                 let ready = r == 0
-                    || (rounds[r - 1][2 * i].winner.is_some()
-                        && rounds[r - 1][2 * i + 1].winner.is_some());
+                    || (self.rounds[r - 1][2 * i].winner.is_some()
+                        && self.rounds[r - 1][2 * i + 1].winner.is_some());
                 if !ready {
                     continue;
                 }
                 let (winner, decided) = match (&slot.a, &slot.b) {
                     (Some(one), None) | (None, Some(one)) => (one.clone(), Decided::Bye),
                     (Some(a), Some(b)) => {
-                        let gone = |id: &str| self.roster.get(id).is_some_and(|p| p.left);
+                        let gone = |id: &str| roster.get(id).is_some_and(|p| p.left);
                         match (gone(a), gone(b)) {
                             (false, false) => {
-                                let room = format!("{}.{r}.{i}", self.spec.room);
+                                let duel = format!("{room}.{r}.{i}");
                                 spawns.push(Output::SpawnDuel {
-                                    room: room.clone(),
-                                    players: [self.player_ref(a), self.player_ref(b)],
+                                    room: duel.clone(),
+                                    players: [player_ref(roster, a), player_ref(roster, b)],
                                     round: r as u32,
                                 });
-                                rounds[r][i].room = Some(room);
+                                self.rounds[r][i].room = Some(duel);
                                 continue;
                             }
                             (true, false) => (b.clone(), Decided::Walkover),
@@ -158,70 +158,146 @@ impl Room {
                     // pairing has an entrant and every later one is fed two winners.
                     (None, None) => continue,
                 };
-                Self::decide(&mut rounds, r, i, winner, decided);
+                self.decide(r, i, winner, decided);
                 if decided == Decided::Walkover {
-                    self.eliminate_loser(&rounds[r][i], r);
+                    self.eliminate_loser(r, i, roster);
                 }
             }
         }
-        self.bracket = Some(rounds);
         spawns
     }
 
     /// Records `winner` of pairing `(r, i)` and moves them into the next round.
-    fn decide(rounds: &mut [Vec<Slot>], r: usize, i: usize, winner: String, how: Decided) {
-        if let Some(next) = rounds.get_mut(r + 1).and_then(|round| round.get_mut(i / 2)) {
+    fn decide(&mut self, r: usize, i: usize, winner: String, how: Decided) {
+        if let Some(next) = self
+            .rounds
+            .get_mut(r + 1)
+            .and_then(|round| round.get_mut(i / 2))
+        {
             if i.is_multiple_of(2) {
                 next.a = Some(winner.clone());
             } else {
                 next.b = Some(winner.clone());
             }
         }
-        rounds[r][i].winner = Some(winner);
-        rounds[r][i].decided = how;
+        self.rounds[r][i].winner = Some(winner);
+        self.rounds[r][i].decided = how;
     }
 
-    fn eliminate_loser(&mut self, slot: &Slot, round: usize) {
+    /// The loser of the decided pairing `(r, i)` went out in round `r`.
+    fn eliminate_loser(&self, r: usize, i: usize, roster: &mut Roster) {
+        let slot = &self.rounds[r][i];
         let loser = if slot.winner == slot.a {
             &slot.b
         } else {
             &slot.a
         };
-        if let Some(p) = loser.as_deref().and_then(|id| self.roster.get_mut(id)) {
-            p.eliminated_in = Some(round as u32);
+        if let Some(p) = loser.as_deref().and_then(|id| roster.get_mut(id)) {
+            p.eliminated_in = Some(r as u32);
         }
     }
 
-    fn player_ref(&self, id: &str) -> PlayerRef {
-        PlayerRef {
-            id: id.to_owned(),
-            name: self
-                .roster
-                .get(id)
-                .map(|p| p.name.clone())
-                .unwrap_or_default(),
-        }
+    /// The running pairing whose duel is `room`.
+    fn running(&self, room: &str) -> Option<(usize, usize)> {
+        self.rounds.iter().enumerate().find_map(|(r, round)| {
+            round
+                .iter()
+                .position(|s| s.running() && s.room.as_deref() == Some(room))
+                .map(|i| (r, i))
+        })
+    }
+
+    /// The duel `user` is playing right now, if any.
+    fn running_duel_of(&self, user: &str) -> Option<String> {
+        self.rounds
+            .iter()
+            .flatten()
+            .find(|s| s.running() && (s.a.as_deref() == Some(user) || s.b.as_deref() == Some(user)))
+            .and_then(|s| s.room.clone())
     }
 
     /// The bracket as `bracket` and `room_state` show it.
-    pub(super) fn pairings(&self) -> Vec<Vec<Pairing>> {
-        self.bracket
+    pub fn pairings(&self) -> Vec<Vec<Pairing>> {
+        self.rounds
             .iter()
-            .flatten()
             .map(|round| round.iter().map(Slot::pairing).collect())
             .collect()
     }
 
+    /// The champion, once the final is decided.
+    fn champion(&self) -> Option<&str> {
+        self.rounds.last()?.first()?.winner.as_deref()
+    }
+}
+
+fn player_ref(roster: &Roster, id: &str) -> PlayerRef {
+    PlayerRef {
+        id: id.to_owned(),
+        name: roster.get(id).map(|p| p.name.clone()).unwrap_or_default(),
+    }
+}
+
+impl Room {
+    /// The bracket, in a tournament.
+    fn bracket(&self) -> Option<&Bracket> {
+        match &self.mode {
+            ModeState::Tournament(bracket) => Some(bracket),
+            _ => None,
+        }
+    }
+
+    /// Seeds the bracket from the seated entrants and settles byes. Returns the
+    /// duels to spawn.
+    pub(super) fn build_bracket(&mut self) -> Vec<Output> {
+        let ratings: Vec<(&str, f64)> = self
+            .roster
+            .all()
+            .iter()
+            .map(|p| (p.id.as_str(), p.rating.unwrap_or(DEFAULT_RATING)))
+            .collect();
+        let bracket = Bracket::seeded(&seed(&ratings));
+        self.mode = ModeState::Tournament(bracket);
+        self.settle()
+    }
+
+    /// [`crate::Input::Rating`]: remembers a seated entrant's rating for the
+    /// seeding. Only a tournament's lobby seeds, so anywhere else it changes
+    /// nothing (and is not logged).
+    pub(super) fn rate(&mut self, user: &str, rating: f64) -> Result<bool, RoomError> {
+        if !rating.is_finite() {
+            return Err(RoomError::Invalid(format!(
+                "a rating must be a finite number, not {rating}"
+            )));
+        }
+        if self.phase != Phase::Waiting || !matches!(self.mode, ModeState::Tournament(_)) {
+            return Ok(false);
+        }
+        let player = self.roster.get_mut(user).ok_or(RoomError::NotInRoom)?;
+        if player.rating == Some(rating) {
+            return Ok(false);
+        }
+        player.rating = Some(rating);
+        Ok(true)
+    }
+
+    /// [`Bracket::settle`] on this room's bracket and roster.
+    fn settle(&mut self) -> Vec<Output> {
+        match &mut self.mode {
+            ModeState::Tournament(bracket) => bracket.settle(&self.spec.room, &mut self.roster),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The bracket as `bracket` and `room_state` show it (empty before the start).
+    pub(super) fn pairings(&self) -> Vec<Vec<Pairing>> {
+        self.bracket().map(Bracket::pairings).unwrap_or_default()
+    }
+
     pub(super) fn bracket_msg(&self) -> ServerMsg {
-        ServerMsg::Bracket(Bracket {
+        ServerMsg::Bracket(BracketMsg {
             room: self.spec.room.clone(),
             rounds: self.pairings(),
         })
-    }
-
-    /// The champion, once the final is decided.
-    fn champion(&self) -> Option<&str> {
-        self.bracket.as_ref()?.last()?.first()?.winner.as_deref()
     }
 
     /// After a pairing was decided: settle what follows, then publish.
@@ -235,7 +311,7 @@ impl Room {
         let msg = self.bracket_msg();
         self.out.push_back(Output::Broadcast(msg));
         self.out.extend(spawns);
-        if self.champion().is_some() {
+        if self.bracket().and_then(Bracket::champion).is_some() {
             self.finish(now);
         }
     }
@@ -248,19 +324,16 @@ impl Room {
         winner: &str,
         scores: &[(String, u64)],
     ) -> Result<bool, RoomError> {
-        if self.phase != Phase::Playing || self.bracket.is_none() {
+        let ModeState::Tournament(bracket) = &mut self.mode else {
+            return Err(RoomError::NotAllowed("no tournament duel is running"));
+        };
+        if self.phase != Phase::Playing {
             return Err(RoomError::NotAllowed("no tournament duel is running"));
         }
-        let rounds = self.bracket.as_deref().unwrap_or_default();
-        let Some((r, i)) = rounds.iter().enumerate().find_map(|(r, round)| {
-            round
-                .iter()
-                .position(|s| s.running() && s.room.as_deref() == Some(room))
-                .map(|i| (r, i))
-        }) else {
+        let Some((r, i)) = bracket.running(room) else {
             return Err(RoomError::Invalid(format!("no running duel {room}")));
         };
-        let slot = &rounds[r][i];
+        let slot = &bracket.rounds[r][i];
         if slot.a.as_deref() != Some(winner) && slot.b.as_deref() != Some(winner) {
             return Err(RoomError::Invalid(format!(
                 "{winner} does not play in {room}"
@@ -274,12 +347,8 @@ impl Room {
                 }
             }
         }
-        if let Some(rounds) = self.bracket.as_mut() {
-            Self::decide(rounds, r, i, winner.to_owned(), Decided::Duel);
-        }
-        if let Some(slot) = self.bracket.as_ref().map(|rounds| rounds[r][i].clone()) {
-            self.eliminate_loser(&slot, r);
-        }
+        bracket.decide(r, i, winner.to_owned(), Decided::Duel);
+        bracket.eliminate_loser(r, i, &mut self.roster);
         self.bracket_changed(now);
         Ok(true)
     }
@@ -294,12 +363,8 @@ impl Room {
         }
         player.left = true;
         let running = self
-            .bracket
-            .iter()
-            .flatten()
-            .flatten()
-            .find(|s| s.running() && (s.a.as_deref() == Some(user) || s.b.as_deref() == Some(user)))
-            .and_then(|s| s.room.clone());
+            .bracket()
+            .and_then(|bracket| bracket.running_duel_of(user));
         if let Some(room) = running {
             self.out.push_back(Output::Forfeit {
                 room,

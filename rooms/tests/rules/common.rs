@@ -7,6 +7,7 @@ use juno_rooms::{Input, Millis, Output, Room, RoomError, RoomSpec, Settings, Sum
 pub const QUESTION_MS: Millis = 10_000;
 pub const COUNTDOWN_MS: Millis = 3_000;
 pub const BETWEEN_MS: Millis = 2_000;
+pub const RECONNECT_MS: Millis = 20_000;
 
 /// Question `i` has 4 choices; its correct one is `i % 4`.
 pub fn questions(n: u32) -> Vec<Question> {
@@ -49,6 +50,7 @@ pub fn spec(mode: Mode, n_questions: u32) -> RoomSpec {
             boss_hp: None,
             size: 8,
             watch: false,
+            reconnect_ms: RECONNECT_MS,
         },
         questions: questions(n_questions),
         parent: None,
@@ -59,7 +61,12 @@ pub fn spec(mode: Mode, n_questions: u32) -> RoomSpec {
 pub struct Sim {
     pub room: Room,
     pub now: Millis,
+    /// Every output but [`Output::SeatFreed`], in order.
     pub outs: Vec<(Millis, Output)>,
+    /// The users of [`Output::SeatFreed`], in order: seat bookkeeping for the
+    /// host's directories, kept apart so `outs` stays the frames and match
+    /// events the rule tests list.
+    pub freed: Vec<(Millis, String)>,
 }
 
 impl Sim {
@@ -68,12 +75,16 @@ impl Sim {
             room: Room::new(spec),
             now: 0,
             outs: Vec::new(),
+            freed: Vec::new(),
         }
     }
 
     fn drain(&mut self) {
         while let Some(out) = self.room.poll_output() {
-            self.outs.push((self.now, out));
+            match out {
+                Output::SeatFreed { user } => self.freed.push((self.now, user)),
+                out => self.outs.push((self.now, out)),
+            }
         }
     }
 
@@ -100,6 +111,36 @@ impl Sim {
 
     pub fn abandon(&mut self, user: &str) -> Result<(), RoomError> {
         self.input(Input::Abandon { user: user.into() })
+    }
+
+    pub fn spectate(&mut self, user: &str) -> Result<(), RoomError> {
+        self.input(Input::Spectate { user: user.into() })
+    }
+
+    pub fn unspectate(&mut self, user: &str) -> Result<(), RoomError> {
+        self.input(Input::Unspectate { user: user.into() })
+    }
+
+    pub fn disconnect(&mut self, user: &str) -> Result<(), RoomError> {
+        self.input(Input::Disconnect { user: user.into() })
+    }
+
+    pub fn reconnect(&mut self, user: &str) -> Result<(), RoomError> {
+        self.input(Input::Reconnect { user: user.into() })
+    }
+
+    /// Adds spectators `w0`, `w1`, … until the room has `members` members.
+    pub fn fill_audience(&mut self, members: usize) {
+        let mut i = 0;
+        while self.room.member_count() < members {
+            self.spectate(&format!("w{i}")).unwrap();
+            i += 1;
+        }
+    }
+
+    /// The users whose seat was freed, in order.
+    pub fn freed_users(&self) -> Vec<&str> {
+        self.freed.iter().map(|(_, u)| u.as_str()).collect()
     }
 
     pub fn answer(&mut self, user: &str, q: u32, choice: u32) -> Result<(), RoomError> {

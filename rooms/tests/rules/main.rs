@@ -4,6 +4,7 @@
 mod common;
 
 mod duel;
+mod presence;
 mod props;
 mod raid;
 mod royale;

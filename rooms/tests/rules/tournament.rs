@@ -261,3 +261,127 @@ fn two_entrants_play_one_final() {
     assert_eq!(s.result.winner.as_deref(), Some("y"));
     assert_eq!(s.result.standings[1].rank, 2);
 }
+
+fn rate(sim: &mut Sim, user: &str, rating: f64) -> Result<(), RoomError> {
+    sim.input(Input::Rating {
+        user: user.into(),
+        rating,
+    })
+}
+
+fn first_round(sim: &Sim) -> Vec<(Option<String>, Option<String>)> {
+    last_bracket(sim)[0]
+        .iter()
+        .map(|p| (p.a.clone(), p.b.clone()))
+        .collect()
+}
+
+fn pair(a: &str, b: Option<&str>) -> (Option<String>, Option<String>) {
+    (Some(a.into()), b.map(Into::into))
+}
+
+#[test]
+fn seeding_follows_the_ratings_with_byes_to_the_top_seeds() {
+    let mut sim = Sim::new(spec(Mode::Tournament, 3));
+    // Join order is not seed order.
+    for (user, rating) in [
+        ("d", Some(1500.0)),
+        ("a", Some(1200.0)),
+        ("e", Some(2100.0)),
+        ("c", None), // no rating reported: seeds as a newcomer, 1500
+        ("f", Some(1650.0)),
+        ("b", Some(1900.0)),
+    ] {
+        sim.join(user).unwrap();
+        if let Some(r) = rating {
+            rate(&mut sim, user, r).unwrap();
+        }
+    }
+    sim.start("host").unwrap();
+    // Seeds: e 2100, b 1900, f 1650, c 1500 and d 1500 (equal: by id), a 1200.
+    // Eight places, 1v8 4v5 2v7 3v6: the two byes go to seeds 1 and 2.
+    assert_eq!(
+        first_round(&sim),
+        [
+            pair("e", None),
+            pair("c", Some("d")),
+            pair("b", None),
+            pair("f", Some("a")),
+        ]
+    );
+    let rooms: Vec<_> = spawns(&sim).into_iter().map(|(_, p, _)| p).collect();
+    assert_eq!(
+        rooms,
+        [
+            ["c".to_string(), "d".to_string()],
+            ["f".to_string(), "a".to_string()]
+        ]
+    );
+}
+
+#[test]
+fn a_full_bracket_seeds_by_rating_and_replays_the_same() {
+    let mut s = spec(Mode::Tournament, 3);
+    s.settings.size = 4;
+    s.settings.max_players = 4;
+    let mut sim = Sim::new(s);
+    for (user, rating) in [("w", 1000.0), ("x", 2000.0), ("y", 1812.25)] {
+        sim.join(user).unwrap();
+        rate(&mut sim, user, rating).unwrap();
+    }
+    sim.spectate("fan").unwrap();
+    sim.join("z").unwrap(); // full: starts before z could be rated, so z is 1500
+    assert_eq!(sim.room.phase(), Phase::Playing);
+    // x 2000, y 1812.25, z 1500, w 1000: 1v4 and 2v3.
+    assert_eq!(
+        first_round(&sim),
+        [pair("x", Some("w")), pair("y", Some("z"))]
+    );
+    // Ratings come too late once the bracket is seeded: changed nothing.
+    let logged = sim.room.log().len();
+    rate(&mut sim, "z", 3000.0).unwrap();
+    assert_eq!(sim.room.log().len(), logged);
+
+    over(&mut sim, "r1.0.0", "x", &[("x", 300), ("w", 100)]).unwrap();
+    over(&mut sim, "r1.0.1", "z", &[("y", 100), ("z", 200)]).unwrap();
+    over(&mut sim, "r1.1.0", "z", &[("x", 100), ("z", 200)]).unwrap();
+    assert_eq!(sim.summary().unwrap().result.winner.as_deref(), Some("z"));
+    assert_replays(&sim);
+    // The ratings are in the log, through JSON too, so a replay seeds the same.
+    let json = serde_json::to_string(sim.room.log()).unwrap();
+    assert_eq!(json.matches(r#""kind":"rating""#).count(), 3);
+    let log: Vec<juno_rooms::LogEntry> = serde_json::from_str(&json).unwrap();
+    let replayed = juno_rooms::replay(sim.room.spec().clone(), &log).unwrap();
+    assert_eq!(replayed, sim.summary().unwrap());
+}
+
+#[test]
+fn ratings_are_checked_and_only_seed_a_tournament_lobby() {
+    let mut sim = Sim::new(spec(Mode::Tournament, 3));
+    sim.join("a").unwrap();
+    assert!(matches!(
+        rate(&mut sim, "a", f64::NAN),
+        Err(RoomError::Invalid(_))
+    ));
+    assert!(matches!(
+        rate(&mut sim, "a", f64::INFINITY),
+        Err(RoomError::Invalid(_))
+    ));
+    assert_eq!(rate(&mut sim, "zed", 1600.0), Err(RoomError::NotInRoom));
+    let logged = sim.room.log().len();
+    rate(&mut sim, "a", 1600.0).unwrap();
+    rate(&mut sim, "a", 1600.0).unwrap(); // the same again: nothing new
+    assert_eq!(sim.room.log().len(), logged + 1);
+    let input = Input::Rating {
+        user: "a".into(),
+        rating: 1.0,
+    };
+    assert_eq!(input.user(), Some("a"));
+
+    // Nothing is seeded outside a tournament: ignored, not logged.
+    let mut duel = Sim::new(spec(Mode::Duel, 1));
+    duel.join("a").unwrap();
+    let logged = duel.room.log().len();
+    rate(&mut duel, "a", 1600.0).unwrap();
+    assert_eq!(duel.room.log().len(), logged);
+}
