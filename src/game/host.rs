@@ -1,17 +1,19 @@
 //! The room host: one tokio task per room, the only code that touches the room's
 //! state. It feeds the sans-IO [`Room`] client actions and the time (one timer,
 //! `sleep_until(poll_timeout())`), encodes each broadcast once and hands the same
-//! bytes to every recipient, keeps dropped players' seats for the reconnect window,
-//! and hands finished matches to the outbox.
+//! bytes to every member (on this node, or one bus message per other node), keeps
+//! the directories' seats in step with the room, and hands finished matches to
+//! the outbox. The rules — who is a member, the reconnect window, spectators —
+//! are the room's; the host only knows where each member is connected.
 
 use std::cell::Cell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use juno_protocol::{encode, ErrorCode, MatchFound, Phase, PlayerRef, ServerMsg};
+use juno_protocol::{encode, ErrorCode, MatchFound, Mode, Phase, PlayerRef, ServerMsg};
 use juno_rooms::{Input, Millis, Output, Room, RoomError, RoomSpec, Summary};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
@@ -67,7 +69,8 @@ pub enum RoomCmd {
     },
     /// Tournament duel: `user` left the tournament, so they forfeit this duel.
     Forfeit { user: String },
-    /// A duel's players' ratings, loaded when it started.
+    /// Players' ratings: a duel's, loaded when it started (for its rating
+    /// update), or a tournament entrant's, loaded when they joined (for seeding).
     Ratings(HashMap<String, Rating>),
 }
 
@@ -112,13 +115,10 @@ pub fn spawn(
         started_wall: None,
         last_now: 0,
         world,
-        players: HashSet::new(),
-        spectators: HashSet::new(),
         remote: HashMap::new(),
         fanout: Cell::new(None),
         ratings: None,
         new_ratings: Vec::new(),
-        away: HashMap::new(),
         finished_at: None,
         finished,
         closed: false,
@@ -137,21 +137,17 @@ struct Host {
     /// Room time only moves forward, even if commands arrive stamped out of order.
     last_now: Millis,
     world: String,
-    /// Seated players who receive the room's frames (eliminated players stay).
-    players: HashSet<String>,
-    spectators: HashSet<String>,
     /// Members connected to other nodes, and which node (everyone else is here).
     remote: HashMap<String, String>,
-    /// Where a broadcast goes, worked out once per change of membership rather
-    /// than per frame: a raid's broadcast reaches 10,000 members, and looking each
-    /// one up in the node's sessions cost more than queueing the frame.
-    fanout: Cell<Option<Fanout>>,
+    /// Where a broadcast goes, worked out once per change of membership (the
+    /// room's members version) or of a member's connection rather than per frame:
+    /// a raid's broadcast reaches 10,000 members, and looking each one up in the
+    /// node's sessions cost more than queueing the frame.
+    fanout: Cell<Option<(u64, Fanout)>>,
     /// A duel's players' ratings before the match (loaded when it starts).
     ratings: Option<HashMap<String, Rating>>,
     /// Their ratings after it, written with the match record.
     new_ratings: Vec<(String, Rating)>,
-    /// Dropped players and when their seat expires (room time).
-    away: HashMap<String, Millis>,
     finished_at: Option<Instant>,
     /// Shared with the room's handle so drain knows when the match is over.
     finished: Arc<AtomicBool>,
@@ -194,8 +190,11 @@ impl Host {
                 room: Some(room_id.clone()),
             })));
         }
+        let now = self.now(Instant::now());
         if let Some(watcher) = start.spectator {
-            self.spectators.insert(watcher);
+            if let Err(e) = self.room.handle(now, Input::Spectate { user: watcher }) {
+                tracing::warn!(room = %room_id, error = %e, "the creator could not watch");
+            }
         }
         self.remote = start.remote;
         self.members_changed();
@@ -210,7 +209,6 @@ impl Host {
             let users: Vec<&str> = start.seat.iter().map(|p| p.id.as_str()).collect();
             self.deliver_many(&users, found);
         }
-        let now = self.now(Instant::now());
         for PlayerRef { id, name } in start.seat {
             match self.room.handle(
                 now,
@@ -265,25 +263,22 @@ impl Host {
                 }
             }
             RoomCmd::Disconnected { user } => {
-                if self.players.contains(&user) && self.room.phase() != Phase::Finished {
-                    let now = self.now(Instant::now());
-                    let keep = self.node.config.resume.as_millis() as Millis;
-                    self.away.insert(user, now + keep);
-                }
+                let now = self.now(Instant::now());
+                self.quietly(now, Input::Disconnect { user });
             }
             RoomCmd::Reconnected { user, node } => {
-                self.away.remove(&user);
+                let now = self.now(Instant::now());
+                self.quietly(now, Input::Reconnect { user: user.clone() });
                 self.members_changed();
                 match node {
                     Some(node) => self.remote.insert(user.clone(), node),
                     None => self.remote.remove(&user),
                 };
-                let now = self.now(Instant::now());
                 self.send_state(&user, now);
             }
             RoomCmd::Unspectate { user } => {
-                self.spectators.remove(&user);
-                self.members_changed();
+                let now = self.now(Instant::now());
+                self.quietly(now, Input::Unspectate { user });
             }
             RoomCmd::CloseIfWaiting => {
                 if self.room.phase() == Phase::Waiting {
@@ -307,14 +302,22 @@ impl Host {
                     tracing::warn!(room = %self.room.id(), error = %e, "tournament refused a duel result");
                 }
             }
+            RoomCmd::Ratings(ratings) if self.room.mode() == Mode::Tournament => {
+                let now = self.now(Instant::now());
+                for (user, r) in ratings {
+                    self.quietly(
+                        now,
+                        Input::Rating {
+                            user,
+                            rating: r.rating,
+                        },
+                    );
+                }
+            }
             RoomCmd::Ratings(ratings) => self.ratings = Some(ratings),
             RoomCmd::Forfeit { user } => {
                 let now = self.now(Instant::now());
-                if self.room.phase() == Phase::Playing {
-                    if let Err(e) = self.room.handle(now, Input::Leave { user: user.clone() }) {
-                        tracing::debug!(room = %self.room.id(), user = %user, error = %e, "forfeit refused");
-                    }
-                }
+                self.quietly(now, Input::Forfeit { user });
             }
         }
     }
@@ -330,28 +333,22 @@ impl Host {
     ) -> Result<bool, (ErrorCode, String)> {
         let room_id = self.room.id().to_string();
         let refused = |e: RoomError| (e.code(), e.to_string());
-        if matches!(
-            action,
-            Action::Join { .. } | Action::Spectate | Action::Leave
-        ) {
+        if matches!(action, Action::Join { .. } | Action::Spectate) {
             // Also when nothing seems to change: the member may be on a new connection.
             self.members_changed();
         }
         match action {
             Action::Join { name } => {
-                if self.players.contains(user) {
-                    return Ok(true);
-                }
-                match self.room.handle(
-                    now,
-                    Input::Join {
-                        user: user.to_string(),
-                        name,
-                    },
-                ) {
+                let seated_before = self.room.is_player(user);
+                let input = Input::Join {
+                    user: user.to_string(),
+                    name,
+                };
+                match self.room.handle(now, input) {
                     Ok(()) => {
-                        self.seated(user);
-                        self.spectators.remove(user);
+                        if !seated_before {
+                            self.seated(user);
+                        }
                         Ok(true)
                     }
                     Err(e) => {
@@ -360,33 +357,29 @@ impl Host {
                     }
                 }
             }
-            Action::Spectate => {
-                if !self.players.contains(user) {
-                    self.spectators.insert(user.to_string());
-                }
-                Ok(true)
-            }
+            Action::Spectate => self
+                .room
+                .handle(
+                    now,
+                    Input::Spectate {
+                        user: user.to_string(),
+                    },
+                )
+                .map(|_| true)
+                .map_err(refused),
             Action::Leave => {
-                if self.spectators.remove(user) {
-                    return Ok(false);
-                }
-                if !self.players.contains(user) {
+                if !self.room.is_member(user) {
                     return Err((ErrorCode::NotInRoom, "you are not in this room".into()));
                 }
-                if self.room.phase() != Phase::Finished {
-                    self.room
-                        .handle(
-                            now,
-                            Input::Leave {
-                                user: user.to_string(),
-                            },
-                        )
-                        .map_err(refused)?;
-                }
-                self.players.remove(user);
-                self.away.remove(user);
-                self.node.release_seat(user, &room_id);
-                Ok(false)
+                self.room
+                    .handle(
+                        now,
+                        Input::Leave {
+                            user: user.to_string(),
+                        },
+                    )
+                    .map(|_| false)
+                    .map_err(refused)
             }
             Action::Start => self
                 .room
@@ -413,50 +406,31 @@ impl Host {
         }
     }
 
+    /// Feeds an input no client waits an answer for; a refusal is only logged.
+    fn quietly(&mut self, now: Millis, input: Input) {
+        if let Err(e) = self.room.handle(now, input.clone()) {
+            tracing::debug!(room = %self.room.id(), ?input, error = %e, "input refused");
+        }
+    }
+
     fn on_timer(&mut self) {
         let now = self.now(Instant::now());
         if self.room.poll_timeout().is_some_and(|t| t <= now) {
             self.room.handle_timeout(now);
         }
-        let expired: Vec<String> = self
-            .away
-            .iter()
-            .filter(|(_, &until)| until <= now)
-            .map(|(u, _)| u.clone())
-            .collect();
-        let room_id = self.room.id().to_string();
-        for user in expired {
-            self.away.remove(&user);
-            let input = if self.room.phase() == Phase::Waiting {
-                self.players.remove(&user);
-                self.members_changed();
-                Input::Leave { user: user.clone() }
-            } else {
-                Input::Abandon { user: user.clone() }
-            };
-            if let Err(e) = self.room.handle(now, input) {
-                tracing::debug!(room = %room_id, user = %user, error = %e, "seat expiry refused");
-            }
-            self.node.release_seat(&user, &room_id);
-        }
     }
 
     /// Delivers everything the room produced.
     fn flush(&mut self) {
-        self.room
-            .set_audience(self.players.len() + self.spectators.len());
         while let Some(output) = self.room.poll_output() {
             match output {
                 Output::Broadcast(mut msg) => {
-                    match &mut msg {
-                        ServerMsg::RoomState(state) => {
-                            state.spectators = self.spectators.len() as u32
-                        }
-                        ServerMsg::Result(result) => result.rating = self.rate(result),
-                        _ => {}
+                    if let ServerMsg::Result(result) = &mut msg {
+                        result.rating = self.rate(result);
                     }
                     self.broadcast(encode(&msg));
                 }
+                Output::SeatFreed { user } => self.node.release_seat(&user, self.room.id()),
                 Output::Send { to, msg } => self.deliver(&to, encode(&msg)),
                 Output::Started => {
                     self.started_wall = Some(Utc::now());
@@ -482,7 +456,7 @@ impl Host {
         settings.watch = false;
         let spec = RoomSpec {
             room: room.clone(),
-            mode: juno_protocol::Mode::Duel,
+            mode: Mode::Duel,
             mission: parent.mission.clone(),
             creator: None,
             settings,
@@ -509,22 +483,25 @@ impl Host {
 
     /// A duel's players' ratings, fetched off the room task and sent back to it.
     fn load_ratings(&self) {
-        if self.room.mode() != juno_protocol::Mode::Duel {
-            return;
+        if self.room.mode() == Mode::Duel {
+            self.load_ratings_of(self.players().map(String::from).collect());
         }
+    }
+
+    /// Loads `users`' ratings off the room task and sends them back to it as
+    /// [`RoomCmd::Ratings`]. Without them a duel goes unrated and a tournament
+    /// seeds the entrant at the default rating.
+    fn load_ratings_of(&self, users: Vec<String>) {
         let Some(tx) = self.node.rooms.get(self.room.id()).map(|h| h.tx.clone()) else {
             return;
         };
-        let players: Vec<String> = self.players.iter().cloned().collect();
         let store = self.node.store.clone();
         tokio::spawn(async move {
-            match store.ratings(&players).await {
+            match store.ratings(&users).await {
                 Ok(ratings) => {
                     let _ = tx.send(RoomCmd::Ratings(ratings)).await;
                 }
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "loading ratings: this duel goes unrated")
-                }
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "loading ratings"),
             }
         });
     }
@@ -583,7 +560,6 @@ impl Host {
                 }
             }
         }
-        self.away.clear();
         self.finished_at = Some(Instant::now());
         self.finished.store(true, Ordering::Release);
         let mode = self.room.mode();
@@ -607,13 +583,10 @@ impl Host {
 
     /// The next moment the host must act without a command.
     fn next_wake(&self) -> Option<Instant> {
-        let room = self.room.poll_timeout();
-        let away = self.away.values().min().copied();
-        let earliest = match (room, away) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let at = earliest.map(|ms| self.epoch + Duration::from_millis(ms));
+        let at = self
+            .room
+            .poll_timeout()
+            .map(|ms| self.epoch + Duration::from_millis(ms));
         let linger = self
             .finished_at
             .map(|t| t + self.node.config.finished_linger);
@@ -631,12 +604,12 @@ impl Host {
             return t.elapsed() >= self.node.config.finished_linger;
         }
         // A lobby everybody left is gone.
-        self.room.phase() == Phase::Waiting && self.players.is_empty() && self.spectators.is_empty()
+        self.room.is_empty_lobby()
     }
 
     fn teardown(&mut self) {
         let room_id = self.room.id().to_string();
-        for user in &self.players {
+        for user in self.players() {
             self.node.release_seat(user, &room_id);
         }
         self.node.rooms.remove(&room_id);
@@ -673,16 +646,22 @@ impl Host {
 
     /// Sends `room_state` to one user.
     fn send_state(&self, user: &str, now: Millis) {
-        let mut state = self.room.room_state(now);
-        state.spectators = self.spectators.len() as u32;
+        let state = self.room.room_state(now);
         self.deliver(user, encode(&ServerMsg::RoomState(state)));
     }
 
-    /// A player took their seat: they receive the room's frames, and their seat is
-    /// recorded here (for drain and lease renewal) and in the cluster.
+    /// The room's players (eliminated ones included, those who left not).
+    fn players(&self) -> impl Iterator<Item = &str> {
+        self.room.members().filter(|m| self.room.is_player(m))
+    }
+
+    /// A player took their seat: their seat is recorded here (for drain and lease
+    /// renewal) and in the cluster; in a tournament lobby their rating is loaded
+    /// for the seeding.
     fn seated(&mut self, user: &str) {
-        self.players.insert(user.to_string());
-        self.members_changed();
+        if self.room.mode() == Mode::Tournament {
+            self.load_ratings_of(vec![user.to_string()]);
+        }
         self.node
             .cluster
             .directory
@@ -711,14 +690,15 @@ impl Host {
 
     /// Sends one frame to every player and spectator.
     fn broadcast(&self, frame: Bytes) {
-        let fanout = self.fanout.take().unwrap_or_else(|| {
-            let members = self.players.iter().chain(self.spectators.iter());
-            self.route(members.map(String::as_str))
-        });
+        let version = self.room.members_version();
+        let fanout = match self.fanout.take() {
+            Some((v, fanout)) if v == version => fanout,
+            _ => self.route(self.room.members()),
+        };
         // A closed connection (the member left, or reconnected elsewhere or anew)
         // means the list is out of date: work it out again next time.
         if self.send_via(&fanout, frame) {
-            self.fanout.set(Some(fanout));
+            self.fanout.set(Some((version, fanout)));
         }
     }
 

@@ -143,7 +143,8 @@ impl Node {
         start: RoomStart,
     ) -> Result<(), Refusal> {
         self.check_not_draining()?;
-        let settings = Settings::resolve(mode, options, self.config.pace);
+        let mut settings = Settings::resolve(mode, options, self.config.pace);
+        settings.reconnect_ms = self.config.resume.as_millis() as u64;
         let spec = RoomSpec {
             room: id.clone(),
             mode,
