@@ -3,7 +3,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SERVER=${SERVER:-$ROOT/target/release/juno-server}
 LT=${LT:-$ROOT/target/release/juno-loadtest}
-export JUNO_JWT_SECRET=${JUNO_JWT_SECRET:-s}
+export JUNO_JWT_SECRET=${JUNO_JWT_SECRET:-bench-secret-0123456789abcdef-0123456789}
 export RUST_LOG=${RUST_LOG:-warn}
 WORK=$(mktemp -d /tmp/juno-bench.XXXXXX)
 PIDS=()

@@ -3,12 +3,19 @@
 //! environment wins over the file, the file over the defaults.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use ipnet::IpNet;
 use juno_rooms::Pace;
+
+/// Shortest accepted JWT secret: HS256 keys shorter than its 32-byte output are
+/// guessable offline from one captured token.
+pub const MIN_SECRET_BYTES: usize = 32;
+/// Shortest accepted admin token.
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 32;
 
 /// Everything a node is started with.
 #[derive(Debug, Clone)]
@@ -52,6 +59,14 @@ pub struct Config {
     pub finished_linger: Duration,
     /// Events that `POST /admin/events/{id}/activate` knows (`JUNO_EVENTS_FILE`).
     pub events_file: PathBuf,
+    /// Peers whose `X-Forwarded-For` / `X-Real-IP` name the client
+    /// (`JUNO_TRUSTED_PROXIES`); from anyone else those headers are ignored.
+    pub trusted_proxies: Vec<IpNet>,
+    /// A connection that has not sent a complete request by then is closed
+    /// (`JUNO_HEADER_TIMEOUT_SECS`).
+    pub header_timeout: Duration,
+    /// Open connections per client address; beyond it, 429 (`JUNO_MAX_CONNS_PER_IP`).
+    pub max_conns_per_ip: usize,
 }
 
 impl Default for Config {
@@ -76,6 +91,9 @@ impl Default for Config {
             keepalive: Duration::from_secs(30),
             finished_linger: Duration::from_secs(60),
             events_file: PathBuf::from("events.json"),
+            trusted_proxies: Vec::new(),
+            header_timeout: Duration::from_secs(10),
+            max_conns_per_ip: 500,
         }
     }
 }
@@ -188,7 +206,49 @@ impl Config {
         if let Some(v) = num("JUNO_FINISHED_ROOM_SECS")? {
             c.finished_linger = Duration::from_secs(v);
         }
+        if let Some(v) = get("JUNO_TRUSTED_PROXIES") {
+            c.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(parse_net)
+                .collect::<anyhow::Result<_>>()?;
+        }
+        if let Some(v) = num("JUNO_HEADER_TIMEOUT_SECS")? {
+            c.header_timeout = Duration::from_secs(v.max(1));
+        }
+        if let Some(v) = num("JUNO_MAX_CONNS_PER_IP")? {
+            c.max_conns_per_ip = usize::try_from(v).unwrap_or(usize::MAX).max(1);
+        }
+        c.validate()?;
         Ok(c)
+    }
+
+    /// Refuses settings a node must not start with, naming the variable.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(short) = self.jwt_secrets.iter().find(|s| s.len() < MIN_SECRET_BYTES) {
+            bail!(
+                "JUNO_JWT_SECRET: every secret must be at least {MIN_SECRET_BYTES} bytes \
+                 (one is {} bytes); generate one with `openssl rand -hex 32`",
+                short.len()
+            );
+        }
+        if let Some(token) = &self.admin_token {
+            if token.len() < MIN_ADMIN_TOKEN_BYTES {
+                bail!(
+                    "JUNO_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_BYTES} bytes \
+                     (it is {}); generate one with `openssl rand -hex 32`",
+                    token.len()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `peer` may name the client in forwarding headers.
+    pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.trusted_proxies.iter().any(|net| net.contains(&peer))
     }
 
     /// Whether the node runs without configured secrets (tokens from `POST /auth/dev-token`).
@@ -205,6 +265,17 @@ impl Config {
         let path = rest.split('?').next().unwrap_or(rest);
         Some(PathBuf::from(path))
     }
+}
+
+/// An address or a CIDR of `JUNO_TRUSTED_PROXIES`.
+fn parse_net(text: &str) -> anyhow::Result<IpNet> {
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .with_context(|| {
+            format!(
+                "JUNO_TRUSTED_PROXIES: '{text}' is neither an address nor a CIDR like 10.0.0.0/8"
+            )
+        })
 }
 
 fn parse_file(path: &Path) -> anyhow::Result<HashMap<String, String>> {
@@ -243,13 +314,13 @@ mod tests {
     fn environment_values_override_defaults() {
         let c = Config::from_lookup(|k| match k {
             "JUNO_LISTEN" => Some("0.0.0.0:9000".into()),
-            "JUNO_JWT_SECRET" => Some("a, b".into()),
+            "JUNO_JWT_SECRET" => Some(format!("{}, {}", "a".repeat(32), "b".repeat(40))),
             "JUNO_QUESTION_MS" => Some("500".into()),
             _ => None,
         })
         .expect("valid config");
         assert_eq!(c.listen.port(), 9000);
-        assert_eq!(c.jwt_secrets, vec!["a", "b"]);
+        assert_eq!(c.jwt_secrets, vec!["a".repeat(32), "b".repeat(40)]);
         assert_eq!(c.pace.question_ms, 500);
         assert_eq!(c.rate_per_sec, 10);
         assert!(!c.dev_mode());
@@ -260,6 +331,40 @@ mod tests {
         let err = Config::from_lookup(|k| (k == "JUNO_RATE_PER_SEC").then(|| "fast".into()))
             .expect_err("a non-number is refused");
         assert!(err.to_string().contains("JUNO_RATE_PER_SEC"));
+    }
+
+    #[test]
+    fn short_secrets_and_admin_tokens_are_refused() {
+        let err = Config::from_lookup(|k| (k == "JUNO_JWT_SECRET").then(|| "x".into()))
+            .expect_err("a 1-byte secret is refused");
+        assert!(err.to_string().contains("JUNO_JWT_SECRET"), "{err}");
+        let long = "k".repeat(32);
+        let err = Config::from_lookup(|k| match k {
+            "JUNO_JWT_SECRET" => Some(format!("{long},short")),
+            _ => None,
+        })
+        .expect_err("every secret counts, not just the first");
+        assert!(err.to_string().contains("at least 32 bytes"), "{err}");
+        let err = Config::from_lookup(|k| (k == "JUNO_ADMIN_TOKEN").then(|| "admin".into()))
+            .expect_err("a short admin token is refused");
+        assert!(err.to_string().contains("JUNO_ADMIN_TOKEN"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_cidrs() {
+        let c = Config::from_lookup(|k| {
+            (k == "JUNO_TRUSTED_PROXIES").then(|| "127.0.0.1, 10.0.0.0/8,::1".into())
+        })
+        .expect("valid");
+        assert!(c.is_trusted_proxy("127.0.0.1".parse().expect("ip")));
+        assert!(c.is_trusted_proxy("10.1.2.3".parse().expect("ip")));
+        assert!(c.is_trusted_proxy("::ffff:10.1.2.3".parse().expect("ip")));
+        assert!(c.is_trusted_proxy("::1".parse().expect("ip")));
+        assert!(!c.is_trusted_proxy("192.168.0.1".parse().expect("ip")));
+        assert!(!Config::default().is_trusted_proxy("127.0.0.1".parse().expect("ip")));
+        let err = Config::from_lookup(|k| (k == "JUNO_TRUSTED_PROXIES").then(|| "nope".into()))
+            .expect_err("garbage is refused");
+        assert!(err.to_string().contains("JUNO_TRUSTED_PROXIES"), "{err}");
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub struct Server {
 impl Server {
     /// Connects the store (migrating it), loads flags and keys, and starts serving on `listener`.
     pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Server> {
+        config.validate()?;
         let store = Store::connect(&config.database_url).await?;
         let flags = store.flag_set().await?;
         let auth = Auth::from_config(&config)?;

@@ -6,10 +6,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use juno_protocol::limits::{valid_name, valid_user_id};
+use juno_protocol::limits::{valid_name, valid_user_id, MAX_NAME_CHARS};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+
+/// How far a token's `nbf` and `iat` may lie in the future (clock skew between
+/// the issuer and this node).
+const CLOCK_LEEWAY_SECS: u64 = 60;
 
 /// The claims a token carries.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -18,6 +22,12 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub exp: u64,
+    /// Not valid before (seconds since the epoch), when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// Issued at, when present: a token issued in the future is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
 }
 
 /// Who a verified token belongs to.
@@ -34,6 +44,8 @@ pub enum AuthError {
     Missing,
     #[error("expired token")]
     Expired,
+    #[error("token not valid yet")]
+    NotYetValid,
     #[error("invalid token")]
     Invalid,
     #[error("invalid claims: {0}")]
@@ -70,7 +82,7 @@ impl Auth {
                     std::fs::create_dir_all(dir)
                         .with_context(|| format!("creating {}", dir.display()))?;
                 }
-                std::fs::write(&path, &secret)
+                write_private(&path, &secret)
                     .with_context(|| format!("writing dev secret {}", path.display()))?;
                 secret
             }
@@ -83,6 +95,8 @@ impl Auth {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp", "sub"]);
+        // `nbf` and `iat` are checked in `identity` with their own, wider leeway.
+        validation.validate_nbf = false;
         Auth {
             signing: EncodingKey::from_secret(
                 secrets.first().map(String::as_bytes).unwrap_or_default(),
@@ -106,6 +120,8 @@ impl Auth {
             sub: user.to_string(),
             name: name.map(String::from),
             exp: jsonwebtoken::get_current_timestamp() + ttl_secs,
+            nbf: None,
+            iat: Some(jsonwebtoken::get_current_timestamp()),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.signing)
             .context("signing token")
@@ -129,10 +145,21 @@ impl Auth {
 }
 
 fn identity(claims: Claims) -> Result<Identity, AuthError> {
+    let latest = jsonwebtoken::get_current_timestamp() + CLOCK_LEEWAY_SECS;
+    if claims.nbf.is_some_and(|nbf| nbf > latest) {
+        return Err(AuthError::NotYetValid);
+    }
+    if claims.iat.is_some_and(|iat| iat > latest) {
+        return Err(AuthError::Claims("iat lies in the future"));
+    }
     if !valid_user_id(&claims.sub) {
         return Err(AuthError::Claims("sub must be 1-64 of [A-Za-z0-9_-]"));
     }
-    let name = claims.name.unwrap_or_else(|| claims.sub.clone());
+    // Without a name the display name is the id, cut to a name's length (a
+    // 64-character id is valid with or without a name).
+    let name = claims
+        .name
+        .unwrap_or_else(|| claims.sub.chars().take(MAX_NAME_CHARS).collect());
     if !valid_name(&name) {
         return Err(AuthError::Claims("name must be at most 32 characters"));
     }
@@ -140,6 +167,20 @@ fn identity(claims: Claims) -> Result<Identity, AuthError> {
         user: claims.sub,
         name,
     })
+}
+
+/// Writes a file only its owner may read (0600 on Unix).
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    // An older file made with the default mode is tightened too.
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(text.as_bytes())
 }
 
 /// Where dev mode keeps its secret: beside the embedded database, else in the working directory.
@@ -182,6 +223,8 @@ mod tests {
             sub: "ann".into(),
             name: None,
             exp: 1,
+            nbf: None,
+            iat: None,
         };
         let token =
             jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(b"s"))
@@ -190,5 +233,76 @@ mod tests {
         assert_eq!(auth.verify("garbage"), Err(AuthError::Invalid));
         let bad_sub = auth.mint("has space", None, 60).expect("mint");
         assert!(matches!(auth.verify(&bad_sub), Err(AuthError::Claims(_))));
+    }
+
+    fn signed(claims: &Claims) -> String {
+        jsonwebtoken::encode(&Header::default(), claims, &EncodingKey::from_secret(b"s"))
+            .expect("encode")
+    }
+
+    #[test]
+    fn a_long_sub_without_a_name_is_named_by_its_first_32_characters() {
+        let auth = Auth::new(&["s".into()], false);
+        let sub = "u".repeat(40) + "-0123456789abcdef0123";
+        let claims = Claims {
+            sub: sub.clone(),
+            name: None,
+            exp: jsonwebtoken::get_current_timestamp() + 60,
+            nbf: None,
+            iat: None,
+        };
+        let who = auth
+            .verify(&signed(&claims))
+            .expect("a 61-character sub is valid");
+        assert_eq!(who.user, sub);
+        assert_eq!(who.name, "u".repeat(32));
+    }
+
+    #[test]
+    fn nbf_and_iat_in_the_future_are_refused_beyond_a_minute() {
+        let auth = Auth::new(&["s".into()], false);
+        let now = jsonwebtoken::get_current_timestamp();
+        let token = |nbf: Option<u64>, iat: Option<u64>| {
+            signed(&Claims {
+                sub: "ann".into(),
+                name: None,
+                exp: now + 3600,
+                nbf,
+                iat,
+            })
+        };
+        assert_eq!(
+            auth.verify(&token(Some(now + 600), None)),
+            Err(AuthError::NotYetValid)
+        );
+        assert!(matches!(
+            auth.verify(&token(None, Some(now + 600))),
+            Err(AuthError::Claims(_))
+        ));
+        assert!(
+            auth.verify(&token(Some(now + 30), Some(now + 30))).is_ok(),
+            "within the leeway"
+        );
+        assert!(auth.verify(&token(Some(now - 10), Some(now - 10))).is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_dev_secret_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("juno-auth-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let config = Config {
+            database_url: format!("sqlite://{}/juno.db", dir.display()),
+            ..Config::default()
+        };
+        std::fs::write(dev_secret_path(&config), "").expect("an empty, world-readable file");
+        Auth::from_config(&config).expect("dev mode");
+        let mode = std::fs::metadata(dev_secret_path(&config))
+            .expect("written")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

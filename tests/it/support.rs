@@ -16,8 +16,8 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub const SECRET: &str = "test-secret";
-pub const ADMIN: &str = "test-admin";
+pub const SECRET: &str = "test-secret-0123456789abcdef-0123456789";
+pub const ADMIN: &str = "test-admin-0123456789abcdef-0123456789";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
