@@ -91,7 +91,7 @@ impl Cluster {
     fn with(node_id: &str, redis: Option<Arc<Link>>) -> (Cluster, Inbox) {
         let (bus, inbox) = Bus::new(node_id, redis.clone());
         let queue = match &redis {
-            Some(link) => DuelQueue::Redis(link.clone()),
+            Some(link) => DuelQueue::Redis(queue::RedisQueue::new(link.clone())),
             None => DuelQueue::Local(Default::default()),
         };
         let cluster = Cluster {
@@ -211,10 +211,15 @@ async fn heartbeat_loop(cluster: Weak<Cluster>, node: Weak<dyn LocalNode>) {
             }
         }
         let mut conn = link.conn.clone();
-        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
-            tracing::warn!(error = %e, "heartbeat failed");
-            link.set_healthy(false);
-            link.want_resync();
+        match pipe.query_async::<()>(&mut conn).await {
+            // Presence and seats are back: the queue can tell which tickets to put back.
+            Ok(()) if resync => cluster.queue.restore().await,
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "heartbeat failed");
+                link.set_healthy(false);
+                link.want_resync();
+            }
         }
     }
 }

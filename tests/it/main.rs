@@ -8,6 +8,7 @@ mod support;
 mod cluster;
 mod connection;
 mod duel;
+mod hardening;
 mod http_api;
 mod layers;
 mod loadtest;

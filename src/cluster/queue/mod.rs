@@ -12,13 +12,12 @@
 mod local;
 mod redis;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use juno_protocol::PlayerRef;
 
-use super::link::Link;
 pub use local::Matchmaker;
+pub use redis::RedisQueue;
 
 /// Rating difference a fresh ticket accepts.
 pub const BASE_WINDOW: f64 = 100.0;
@@ -73,7 +72,7 @@ pub type Seated = (PlayerRef, Option<String>);
 /// The duel queue of one node, or of the whole cluster.
 pub enum DuelQueue {
     Local(Matchmaker),
-    Redis(Arc<Link>),
+    Redis(RedisQueue),
 }
 
 impl DuelQueue {
@@ -89,7 +88,7 @@ impl DuelQueue {
             DuelQueue::Local(m) => Ok(m
                 .enqueue(player.clone(), rating, mission, Instant::now())
                 .map(|p| (p, None))),
-            DuelQueue::Redis(link) => redis::enqueue(link, player, rating, mission).await,
+            DuelQueue::Redis(q) => q.enqueue(player, rating, mission).await,
         }
     }
 
@@ -101,7 +100,7 @@ impl DuelQueue {
                 .into_iter()
                 .map(|(mission, a, b)| (mission, (a, None), (b, None)))
                 .collect()),
-            DuelQueue::Redis(link) => redis::rematch(link).await,
+            DuelQueue::Redis(q) => q.rematch().await,
         }
     }
 
@@ -109,7 +108,17 @@ impl DuelQueue {
     pub async fn unqueue(&self, user: &str) -> anyhow::Result<bool> {
         match self {
             DuelQueue::Local(m) => Ok(m.remove(user)),
-            DuelQueue::Redis(link) => redis::unqueue(link, user).await,
+            DuelQueue::Redis(q) => q.unqueue(user).await,
+        }
+    }
+
+    /// Puts this node's tickets back where Redis lost them (after the heartbeat
+    /// registered the node again); nothing to do for a node on its own.
+    pub(crate) async fn restore(&self) {
+        if let DuelQueue::Redis(q) = self {
+            if let Err(e) = q.restore().await {
+                tracing::warn!(error = %format!("{e:#}"), "putting queue tickets back");
+            }
         }
     }
 

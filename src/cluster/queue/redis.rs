@@ -4,6 +4,17 @@
 //! [`super::closest_pair`]; the table in `cases.rs` checks both against the same
 //! expectations. Tickets of players who left or whose node died are dropped when
 //! met, so nobody is matched with a ghost. Waiting time comes from Redis's clock.
+//!
+//! Each node also keeps the tickets of its own players. Redis may restart empty;
+//! once the heartbeat has registered this node again, its tickets are put back
+//! (with the time they had waited), unless the player meanwhile sat down somewhere
+//! or left. A marker key per node tells whether Redis still holds what this node
+//! put there: while it does, tickets Redis no longer has were paired or withdrawn
+//! elsewhere and are forgotten here within a rematch tick.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use juno_protocol::PlayerRef;
 use redis::Script;
@@ -127,6 +138,42 @@ return {}
 /// ARGV: prefix, base, widen, user.
 const UNQUEUE: &str = "return withdraw(ARGV[4])";
 
+/// ARGV: prefix, base, widen, node, then per ticket: mission, user, name, rating,
+/// waited ms. Puts back this node's tickets Redis lost and sets the node's
+/// marker; returns the users whose tickets are gone for good (seated meanwhile,
+/// or no longer connected here).
+const RESTORE: &str = r"
+local node = ARGV[4]
+redis.call('SET', p .. ':mmnode:' .. node, 1)
+local gone = {}
+for i = 5, #ARGV, 5 do
+  local mission, user, name, rating, waited = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
+  if redis.call('EXISTS', p .. ':mmt:' .. user) == 0 then
+    if redis.call('EXISTS', p .. ':seat:' .. user) == 1 or redis.call('EXISTS', p .. ':sub:' .. user) == 1
+       or redis.call('GET', p .. ':user:' .. user) ~= node then
+      table.insert(gone, user)
+    else
+      redis.call('RPUSH', p .. ':mm:' .. mission, user .. '\t' .. name .. '\t' .. node .. '\t' .. rating .. '\t' .. (now - waited))
+      redis.call('SET', p .. ':mmt:' .. user, mission)
+      redis.call('SADD', p .. ':mm:missions', mission)
+    end
+  end
+end
+return gone
+";
+
+/// ARGV: prefix, base, widen, node, users… Which of the users' tickets Redis no
+/// longer has, or {'-'} when Redis lost this node's marker (it restarted or was
+/// flushed: nothing can be concluded until the tickets are put back).
+const MISSING: &str = r"
+if redis.call('EXISTS', p .. ':mmnode:' .. ARGV[4]) == 0 then return {'-'} end
+local missing = {}
+for i = 5, #ARGV do
+  if redis.call('EXISTS', p .. ':mmt:' .. ARGV[i]) == 0 then table.insert(missing, ARGV[i]) end
+end
+return missing
+";
+
 /// Pairs found per rematch tick at most, so one tick never runs long.
 const REMATCH_MAX: usize = 64;
 
@@ -134,82 +181,192 @@ fn script(body: &str) -> Script {
     Script::new(&format!("{RULES}{TICKETS}{body}"))
 }
 
-/// The arguments every script starts with.
-fn common_args(link: &Link) -> [String; 3] {
-    [
-        link.prefix.clone(),
-        BASE_WINDOW.to_string(),
-        WIDEN_PER_SEC.to_string(),
-    ]
+/// A ticket of a player connected to this node, as this node remembers it.
+struct Mine {
+    mission: String,
+    name: String,
+    rating: String,
+    since: Instant,
 }
 
-fn seated(link: &Link, id: &str, name: &str, node: &str) -> Seated {
-    let player = PlayerRef {
-        id: id.to_string(),
-        name: name.to_string(),
-    };
-    (player, (node != link.node_id).then(|| node.to_string()))
+/// The cluster-wide queue, and this node's own tickets.
+pub struct RedisQueue {
+    link: Arc<Link>,
+    mine: Mutex<HashMap<String, Mine>>,
 }
 
-pub(super) async fn enqueue(
-    link: &Link,
-    player: &PlayerRef,
-    rating: f64,
-    mission: &str,
-) -> anyhow::Result<Option<Seated>> {
-    let [prefix, base, widen] = common_args(link);
-    let rating = format!("{rating:.1}");
-    let args = [
-        prefix.as_str(),
-        &base,
-        &widen,
-        mission,
-        &player.id,
-        &player.name,
-        &link.node_id,
-        &rating,
-    ];
-    let found: Vec<String> = link.run_script(&script(ENQUEUE), &[], &args).await?;
-    Ok(match found.as_slice() {
-        [id, name, node] => Some(seated(link, id, name, node)),
-        _ => None,
-    })
-}
-
-pub(super) async fn rematch(link: &Link) -> anyhow::Result<Vec<(String, Seated, Seated)>> {
-    let [prefix, base, widen] = common_args(link);
-    let rematch = script(REMATCH);
-    let mut pairs = Vec::new();
-    // Every node runs this; the script hands each pair to exactly one of them.
-    while pairs.len() < REMATCH_MAX {
-        let found: Vec<String> = match link
-            .run_script(&rematch, &[], &[&prefix, &base, &widen])
-            .await
-        {
-            Ok(found) => found,
-            // Pairs already taken out of Redis must still be started.
-            Err(e) if !pairs.is_empty() => {
-                tracing::debug!(error = %format!("{e:#}"), "rematch");
-                break;
-            }
-            Err(e) => return Err(e),
-        };
-        match found.as_slice() {
-            [mission, a, an, anode, b, bn, bnode] => pairs.push((
-                mission.clone(),
-                seated(link, a, an, anode),
-                seated(link, b, bn, bnode),
-            )),
-            _ => break,
+impl RedisQueue {
+    pub fn new(link: Arc<Link>) -> RedisQueue {
+        RedisQueue {
+            link,
+            mine: Mutex::new(HashMap::new()),
         }
     }
-    Ok(pairs)
-}
 
-pub(super) async fn unqueue(link: &Link, user: &str) -> anyhow::Result<bool> {
-    let [prefix, base, widen] = common_args(link);
-    let removed: i64 = link
-        .run_script(&script(UNQUEUE), &[], &[&prefix, &base, &widen, user])
-        .await?;
-    Ok(removed == 1)
+    fn mine(&self) -> std::sync::MutexGuard<'_, HashMap<String, Mine>> {
+        // A panic while holding this lock leaves a map that is still consistent.
+        self.mine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The arguments every script starts with.
+    fn common_args(&self) -> [String; 3] {
+        [
+            self.link.prefix.clone(),
+            BASE_WINDOW.to_string(),
+            WIDEN_PER_SEC.to_string(),
+        ]
+    }
+
+    fn seated(&self, id: &str, name: &str, node: &str) -> Seated {
+        let player = PlayerRef {
+            id: id.to_string(),
+            name: name.to_string(),
+        };
+        (
+            player,
+            (node != self.link.node_id).then(|| node.to_string()),
+        )
+    }
+
+    pub(super) async fn enqueue(
+        &self,
+        player: &PlayerRef,
+        rating: f64,
+        mission: &str,
+    ) -> anyhow::Result<Option<Seated>> {
+        let [prefix, base, widen] = self.common_args();
+        let rating = format!("{rating:.1}");
+        let args = [
+            prefix.as_str(),
+            &base,
+            &widen,
+            mission,
+            &player.id,
+            &player.name,
+            &self.link.node_id,
+            &rating,
+        ];
+        let found: Vec<String> = self.link.run_script(&script(ENQUEUE), &[], &args).await?;
+        let mut mine = self.mine();
+        Ok(match found.as_slice() {
+            [id, name, node] => {
+                mine.remove(&player.id);
+                mine.remove(id);
+                Some(self.seated(id, name, node))
+            }
+            _ => {
+                let ticket = Mine {
+                    mission: mission.to_string(),
+                    name: player.name.clone(),
+                    rating,
+                    since: Instant::now(),
+                };
+                mine.insert(player.id.clone(), ticket);
+                None
+            }
+        })
+    }
+
+    pub(super) async fn rematch(&self) -> anyhow::Result<Vec<(String, Seated, Seated)>> {
+        self.forget_paired().await?;
+        let [prefix, base, widen] = self.common_args();
+        let rematch = script(REMATCH);
+        let mut pairs = Vec::new();
+        // Every node runs this; the script hands each pair to exactly one of them.
+        while pairs.len() < REMATCH_MAX {
+            let args = [prefix.as_str(), &base, &widen];
+            let found: Vec<String> = match self.link.run_script(&rematch, &[], &args).await {
+                Ok(found) => found,
+                // Pairs already taken out of Redis must still be started.
+                Err(e) if !pairs.is_empty() => {
+                    tracing::debug!(error = %format!("{e:#}"), "rematch");
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            match found.as_slice() {
+                [mission, a, an, anode, b, bn, bnode] => {
+                    let mut mine = self.mine();
+                    mine.remove(a);
+                    mine.remove(b);
+                    pairs.push((
+                        mission.clone(),
+                        self.seated(a, an, anode),
+                        self.seated(b, bn, bnode),
+                    ))
+                }
+                _ => break,
+            }
+        }
+        Ok(pairs)
+    }
+
+    pub(super) async fn unqueue(&self, user: &str) -> anyhow::Result<bool> {
+        // Forgotten here first: a player who left is never put back.
+        let was_mine = self.mine().remove(user).is_some();
+        let [prefix, base, widen] = self.common_args();
+        let removed: i64 = self
+            .link
+            .run_script(&script(UNQUEUE), &[], &[&prefix, &base, &widen, user])
+            .await?;
+        Ok(removed == 1 || was_mine)
+    }
+
+    /// Forgets this node's tickets that Redis no longer has (another node paired
+    /// them, or they were withdrawn) — unless Redis lost everything, when they
+    /// wait for [`RedisQueue::restore`].
+    async fn forget_paired(&self) -> anyhow::Result<()> {
+        let users: Vec<String> = self.mine().keys().cloned().collect();
+        if users.is_empty() {
+            return Ok(());
+        }
+        let [prefix, base, widen] = self.common_args();
+        let mut args = vec![prefix.as_str(), &base, &widen, &self.link.node_id];
+        args.extend(users.iter().map(String::as_str));
+        let missing: Vec<String> = self.link.run_script(&script(MISSING), &[], &args).await?;
+        if missing.first().is_some_and(|m| m == "-") {
+            return Ok(());
+        }
+        let mut mine = self.mine();
+        for user in missing {
+            mine.remove(&user);
+        }
+        Ok(())
+    }
+
+    /// Puts back this node's tickets that Redis lost. Called once the node's
+    /// presence and seats are registered again, so the script can tell a player
+    /// who sat down or left from one whose ticket was simply lost.
+    pub(crate) async fn restore(&self) -> anyhow::Result<()> {
+        let snapshot: Vec<[String; 5]> = self
+            .mine()
+            .iter()
+            .map(|(user, t)| {
+                let waited = t.since.elapsed().as_millis().to_string();
+                [
+                    t.mission.clone(),
+                    user.clone(),
+                    t.name.clone(),
+                    t.rating.clone(),
+                    waited,
+                ]
+            })
+            .collect();
+        let [prefix, base, widen] = self.common_args();
+        let mut args = vec![prefix.as_str(), &base, &widen, &self.link.node_id];
+        args.extend(snapshot.iter().flatten().map(String::as_str));
+        let gone: Vec<String> = self.link.run_script(&script(RESTORE), &[], &args).await?;
+        if !snapshot.is_empty() {
+            tracing::info!(
+                kept = snapshot.len() - gone.len(),
+                gone = gone.len(),
+                "this node's duel queue tickets checked and put back in Redis"
+            );
+        }
+        let mut mine = self.mine();
+        for user in gone {
+            mine.remove(&user);
+        }
+        Ok(())
+    }
 }
