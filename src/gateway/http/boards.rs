@@ -1,7 +1,7 @@
-//! Leaderboard routes beside the weekly board of `stats.rs`: all-time individual,
-//! clans this ISO week, and a player's own weekly rank with their neighbours.
-//! They read the SQL boards of `store/ops.rs`; in cluster mode the Redis sorted sets
-//! may answer first, and these stay the source they are rebuilt from.
+//! The leaderboard routes: individual this ISO week (from the cluster's shared
+//! board when there is one, see `game/boards.rs`), individual all-time, clans
+//! this week, and a player's own weekly rank with their neighbours. The last
+//! three read the SQL boards of `store/ops.rs`.
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::game::Node;
+use crate::game::{boards, Node};
 use crate::model::iso_week;
 
 /// Longest board one request may ask for.
@@ -39,6 +39,30 @@ fn unavailable(what: &str, e: anyhow::Error) -> Response {
         Json(json!({"error": "database unreachable"})),
     )
         .into_response()
+}
+
+/// `GET /api/leaderboard/individual/weekly?limit=N`: `{"week":"2026-W48","entries":[{rank,user,name,points}]}`.
+pub async fn weekly(State(node): State<Arc<Node>>, Query(q): Query<Limit>) -> Response {
+    let limit = q.limit.unwrap_or(10).clamp(1, MAX_LIMIT);
+    let rows = boards::weekly_top(&node, limit).await;
+    match rows {
+        Ok((week, rows)) => {
+            let entries: Vec<_> = rows
+                .into_iter()
+                .enumerate()
+                .map(|(i, (user, name, points))| json!({"rank": i + 1, "user": user, "name": name, "points": points}))
+                .collect();
+            Json(json!({ "week": week, "entries": entries })).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "reading leaderboard");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": "database unreachable"})),
+            )
+                .into_response()
+        }
+    }
 }
 
 /// `GET /api/leaderboard/individual/alltime?limit=N`: `{"entries":[{rank,user,name,points}]}`.

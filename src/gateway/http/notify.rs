@@ -13,7 +13,8 @@ use juno_protocol::Notification;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{admin, error};
+use super::admin::admin;
+use super::error::error;
 use crate::game::notify::{self, DEFAULT_TTL_SECS};
 use crate::game::Node;
 use crate::store::NotificationTargets;
