@@ -6,12 +6,12 @@
 //! | `public` | `/health`, `/ready`, `/metrics`, `/api/matches/{id}`, `/auth/dev-token` |
 //! | `boards` | `/api/leaderboard/…` |
 //! | `stats` | `/telemetry/analytics/active-users` |
-//! | `admin` | the admin check; `/admin/missions`, `/admin/flags…`, `/admin/drain` |
+//! | `admin` | the `Admin` extractor; `/admin/missions`, `/admin/flags…`, `/admin/drain` |
 //! | `notify` | `/admin/notifications`, `/admin/events/{id}/activate` |
 //! | `ws` | the `/ws` upgrade |
 //!
-//! `error` holds the error answer every handler sends, and `headers` what
-//! handlers read from request headers.
+//! `error` holds `ApiError`, which every handler returns on
+//! failure, and `headers` what handlers read from request headers.
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -4,27 +4,22 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use serde_json::json;
+use serde_json::{json, Value};
 
+use super::error::{ApiError, StoreResultExt};
 use crate::game::Node;
 
-pub async fn active_users(State(node): State<Arc<Node>>) -> Response {
+/// `GET /telemetry/analytics/active-users`.
+pub async fn active_users(State(node): State<Arc<Node>>) -> Result<Json<Value>, ApiError> {
     let online = node.cluster.directory.online(node.sessions.len()).await;
-    match node.store.active_users(Utc::now()).await {
-        Ok((dau, wau, mau)) => {
-            Json(json!({ "online": online, "dau": dau, "wau": wau, "mau": mau })).into_response()
-        }
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "reading active users");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"error": "database unreachable"})),
-            )
-                .into_response()
-        }
-    }
+    let (dau, wau, mau) = node
+        .store
+        .active_users(Utc::now())
+        .await
+        .or_database_unreachable("reading active users")?;
+    Ok(Json(
+        json!({ "online": online, "dau": dau, "wau": wau, "mau": mau }),
+    ))
 }

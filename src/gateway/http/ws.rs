@@ -6,28 +6,29 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use super::error::error;
+use super::error::ApiError;
 use super::headers::{bearer, client_ip};
 use crate::gateway::auth::AuthError;
-use crate::gateway::{conn, Gateway};
+use crate::gateway::conn;
+use crate::gateway::Gateway;
 
+/// `GET /ws`: 503 while draining, 401 without a valid token, else the upgrade.
 pub async fn upgrade(
     State(gateway): State<Gateway>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
-    upgrade: Result<axum::extract::WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
     let node = &gateway.node;
     if node.is_draining() {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "draining: connect to another node",
-        );
+        return Err(ApiError::Unavailable(
+            "draining: connect to another node".into(),
+        ));
     }
     let token = query
         .get("token")
@@ -49,16 +50,17 @@ pub async fn upgrade(
                     tracing::warn!(error = %format!("{e:#}"), "recording failed login");
                 }
             });
-            return error(StatusCode::UNAUTHORIZED, why.to_string());
+            return Err(ApiError::Unauthorized(why.to_string()));
         }
     };
     let upgrade = match upgrade {
         Ok(u) => u,
-        Err(rejection) => return rejection.into_response(),
+        // Not a WebSocket request: axum's own answer, as it always was.
+        Err(rejection) => return Ok(rejection.into_response()),
     };
     let cfg = &gateway.node.config;
     let max_frame = cfg.max_frame_bytes;
-    upgrade
+    Ok(upgrade
         // Small buffers: tens of thousands of mostly idle connections must stay
         // cheap. Client frames are tens of bytes (an answer is about 30); a rare
         // larger one simply takes more than one read.
@@ -70,5 +72,5 @@ pub async fn upgrade(
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(max_frame)
         .max_frame_size(max_frame)
-        .on_upgrade(move |socket| conn::serve(gateway, socket, identity))
+        .on_upgrade(move |socket| conn::serve(gateway, socket, identity)))
 }
