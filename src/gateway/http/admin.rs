@@ -11,8 +11,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
 use juno_protocol::Mission;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, StoreResultExt};
 use super::headers::bearer;
@@ -53,12 +52,43 @@ fn check(expected: Option<&str>, presented: Option<&str>) -> Result<Admin, ApiEr
     }
 }
 
+// Response bodies. Fields are declared in alphabetical order because that is the
+// order the wire has always carried (see `mod.rs`).
+
+/// `POST /admin/missions`: the stored mission's id; `created` is true for a new
+/// mission (201) and false when one was replaced (200).
+#[derive(Debug, Serialize)]
+pub struct MissionStored {
+    pub created: bool,
+    pub id: String,
+}
+
+/// `GET /admin/flags`: every flag's switch by name, `{"pvp_duels":true,…}`.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct FlagList(pub BTreeMap<String, bool>);
+
+/// `PUT /admin/flags/{name}`: the flag after the change.
+#[derive(Debug, Serialize)]
+pub struct FlagChanged {
+    pub enabled: bool,
+    pub name: String,
+    /// Who the flag reaches; `null` when it reaches everyone.
+    pub targeting: Option<Targeting>,
+}
+
+/// `POST /admin/drain`: always `{"draining":true}`, with 202.
+#[derive(Debug, Serialize)]
+pub struct Draining {
+    pub draining: bool,
+}
+
 /// `POST /admin/missions`: adds or replaces a mission.
 pub async fn upload_mission(
     _: Admin,
     State(node): State<Arc<Node>>,
     body: Result<Json<Mission>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<MissionStored>), ApiError> {
     let Json(mission) = body?;
     mission
         .validate()
@@ -73,23 +103,24 @@ pub async fn upload_mission(
     } else {
         StatusCode::OK
     };
-    Ok((
-        status,
-        Json(json!({ "id": mission.id, "created": created })),
-    ))
+    let body = MissionStored {
+        created,
+        id: mission.id,
+    };
+    Ok((status, Json(body)))
 }
 
 /// `GET /admin/flags`.
 pub async fn list_flags(
     _: Admin,
     State(node): State<Arc<Node>>,
-) -> Result<Json<BTreeMap<String, bool>>, ApiError> {
+) -> Result<Json<FlagList>, ApiError> {
     let flags = node
         .store
         .flags()
         .await
         .or_unavailable_with_cause("reading flags")?;
-    Ok(Json(flags))
+    Ok(Json(FlagList(flags)))
 }
 
 /// The body of `PUT /admin/flags/{name}`: the switch, and optionally who it reaches.
@@ -109,7 +140,7 @@ pub async fn set_flag(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
     body: Result<Json<FlagChange>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FlagChanged>, ApiError> {
     let Json(change) = body?;
     if change.percent.is_some_and(|p| p > 100) {
         return Err(ApiError::BadRequest("percent must be 0-100".into()));
@@ -136,15 +167,17 @@ pub async fn set_flag(
         .await
         .or_unavailable_with_cause("reloading flags")?;
     let targeting = flags.targeting.get(&name).cloned();
-    Ok(Json(
-        json!({ "name": name, "enabled": change.enabled, "targeting": targeting }),
-    ))
+    Ok(Json(FlagChanged {
+        enabled: change.enabled,
+        name,
+        targeting,
+    }))
 }
 
 /// `POST /admin/drain`: the node starts draining (WIRE.md §5) and answers at once.
-pub async fn start_drain(_: Admin, State(node): State<Arc<Node>>) -> (StatusCode, Json<Value>) {
+pub async fn start_drain(_: Admin, State(node): State<Arc<Node>>) -> (StatusCode, Json<Draining>) {
     tokio::spawn(drain::drain(node));
-    (StatusCode::ACCEPTED, Json(json!({ "draining": true })))
+    (StatusCode::ACCEPTED, Json(Draining { draining: true }))
 }
 
 #[cfg(test)]

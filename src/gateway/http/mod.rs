@@ -12,6 +12,11 @@
 //!
 //! `error` holds `ApiError`, which every handler returns on
 //! failure, and `headers` what handlers read from request headers.
+//!
+//! Every JSON body is a `#[derive(Serialize)]` type declared beside its
+//! handlers. Their fields are in alphabetical order: the bodies used to be
+//! `serde_json::Value` maps, which sort their keys, and serde writes a struct's
+//! fields in declaration order — so the bytes on the wire stay the same.
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -10,8 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use juno_protocol::Notification;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use super::admin::Admin;
 use super::error::{ApiError, StoreResultExt};
@@ -37,12 +36,18 @@ fn default_kind() -> String {
     "special_announcement".into()
 }
 
+/// Both routes, with 202: how many notifications were stored (one per recipient).
+#[derive(Debug, Serialize)]
+pub struct Stored {
+    pub stored: u64,
+}
+
 /// `POST /admin/notifications`.
 pub async fn bulk(
     _: Admin,
     State(node): State<Arc<Node>>,
     body: Result<Json<BulkNotification>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Stored>), ApiError> {
     let Json(req) = body?;
     if req.title.is_empty()
         || req.title.len() > 200
@@ -71,7 +76,7 @@ pub async fn activate_event(
     _: Admin,
     State(node): State<Arc<Node>>,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Stored>), ApiError> {
     let events = notify::events(&node).map_err(|e| ApiError::Internal(format!("{e:#}")))?;
     let event = events
         .get(&id)
@@ -89,9 +94,9 @@ async fn send(
     targets: NotificationTargets,
     notification: Notification,
     ttl_secs: i64,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Stored>), ApiError> {
     let stored = notify::send(node, targets, notification, ttl_secs)
         .await
         .or_unavailable_with_cause("sending notifications")?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "stored": stored }))))
+    Ok((StatusCode::ACCEPTED, Json(Stored { stored })))
 }

@@ -9,8 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, StoreResultExt};
 use crate::game::Node;
@@ -19,31 +18,89 @@ use crate::gateway::Gateway;
 /// How long a dev token lasts.
 const DEV_TOKEN_SECS: u64 = 24 * 3600;
 
+// Response bodies. Fields are declared in alphabetical order because that is the
+// order the wire has always carried (see `mod.rs`).
+
+/// `GET /health`: always 200; `status` is `degraded` when the database or Redis is down.
+#[derive(Debug, Serialize)]
+pub struct Health {
+    /// Open client connections on this node.
+    pub connections: usize,
+    pub db: Reachable,
+    pub draining: bool,
+    /// This node's id.
+    pub node: String,
+    /// `ok`, `down`, or `off` when the node runs without Redis.
+    pub redis: &'static str,
+    /// Rooms hosted on this node.
+    pub rooms: usize,
+    pub status: HealthStatus,
+    /// The server's version (its crate version).
+    pub version: &'static str,
+}
+
+/// Whether the node can serve everything (`ok`) or runs with a dependency down (`degraded`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    Ok,
+    Degraded,
+}
+
+/// Whether a dependency answered: `ok` or `down`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reachable {
+    Ok,
+    Down,
+}
+
+/// `GET /ready` when the node takes new connections: `{"ready":true}`.
+#[derive(Debug, Serialize)]
+pub struct Ready {
+    pub ready: bool,
+}
+
+/// `POST /auth/dev-token`: a signed token for the requested user, valid for a day.
+#[derive(Debug, Serialize)]
+pub struct DevToken {
+    pub token: String,
+}
+
 /// `GET /health`.
-pub async fn health(State(node): State<Arc<Node>>) -> Json<Value> {
+pub async fn health(State(node): State<Arc<Node>>) -> Json<Health> {
     let db_ok = node.store.ping().await;
     let redis = node.cluster.redis_status().await.as_str();
-    Json(json!({
-        "status": if db_ok && redis != "down" { "ok" } else { "degraded" },
-        "node": node.config.node_id,
-        "version": env!("CARGO_PKG_VERSION"),
-        "db": if db_ok { "ok" } else { "down" },
-        "redis": redis,
-        "draining": node.is_draining(),
-        "connections": node.sessions.len(),
-        "rooms": node.rooms.len(),
-    }))
+    let status = if db_ok && redis != "down" {
+        HealthStatus::Ok
+    } else {
+        HealthStatus::Degraded
+    };
+    Json(Health {
+        connections: node.sessions.len(),
+        db: if db_ok {
+            Reachable::Ok
+        } else {
+            Reachable::Down
+        },
+        draining: node.is_draining(),
+        node: node.config.node_id.clone(),
+        redis,
+        rooms: node.rooms.len(),
+        status,
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
 /// `GET /ready`: 503 while draining or when the database is unreachable.
-pub async fn ready(State(node): State<Arc<Node>>) -> Result<Json<Value>, ApiError> {
+pub async fn ready(State(node): State<Arc<Node>>) -> Result<Json<Ready>, ApiError> {
     if node.is_draining() {
         return Err(ApiError::Unavailable("draining".into()));
     }
     if !node.store.ping().await {
         return Err(ApiError::database_unreachable());
     }
-    Ok(Json(json!({ "ready": true })))
+    Ok(Json(Ready { ready: true }))
 }
 
 /// `GET /metrics`: the Prometheus text format.
@@ -59,7 +116,7 @@ pub async fn metrics(State(node): State<Arc<Node>>) -> impl IntoResponse {
 pub async fn match_record(
     State(node): State<Arc<Node>>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     node.store
         .match_json(&id)
         .await
@@ -79,7 +136,7 @@ pub struct DevTokenRequest {
 pub async fn dev_token(
     State(gateway): State<Gateway>,
     body: Result<Json<DevTokenRequest>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DevToken>, ApiError> {
     if !gateway.auth.dev_mode() {
         return Err(ApiError::NotFound(
             "dev tokens exist only in dev mode".into(),
@@ -104,5 +161,5 @@ pub async fn dev_token(
         .auth
         .mint(&req.user, req.name.as_deref(), DEV_TOKEN_SECS)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Json(json!({ "token": token })))
+    Ok(Json(DevToken { token }))
 }
