@@ -9,6 +9,7 @@ mod cluster;
 mod connection;
 mod duel;
 mod http_api;
+mod http_errors;
 mod layers;
 mod loadtest;
 mod modes;
