@@ -10,6 +10,7 @@ mod connection;
 mod duel;
 mod hardening;
 mod http_api;
+mod http_errors;
 mod layers;
 mod loadtest;
 mod modes;

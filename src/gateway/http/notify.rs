@@ -1,24 +1,24 @@
 //! The notification routes: `POST /admin/notifications` (to everyone, a list of
 //! users, or users at or above a level) and `POST /admin/events/{id}/activate`.
+//! Both answer 202 with how many notifications were stored.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use axum::Json;
 use juno_protocol::Notification;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use super::{admin, error};
+use super::admin::Admin;
+use super::error::{ApiError, StoreResultExt};
 use crate::game::notify::{self, DEFAULT_TTL_SECS};
 use crate::game::Node;
 use crate::store::NotificationTargets;
 
-/// `POST /admin/notifications`.
+/// The body of `POST /admin/notifications`.
 #[derive(Deserialize)]
 pub struct BulkNotification {
     #[serde(default = "default_kind")]
@@ -36,67 +36,56 @@ fn default_kind() -> String {
     "special_announcement".into()
 }
 
+/// Both routes, with 202: how many notifications were stored (one per recipient).
+#[derive(Debug, Serialize)]
+pub struct Stored {
+    pub stored: u64,
+}
+
+/// `POST /admin/notifications`.
 pub async fn bulk(
+    _: Admin,
     State(node): State<Arc<Node>>,
-    headers: HeaderMap,
     body: Result<Json<BulkNotification>, JsonRejection>,
-) -> Response {
-    if let Err(denied) = admin(&node, &headers) {
-        return *denied;
-    }
-    let Json(req) = match body {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
+) -> Result<(StatusCode, Json<Stored>), ApiError> {
+    let Json(req) = body?;
     if req.title.is_empty()
         || req.title.len() > 200
         || req.message.len() > 2000
         || req.kind.is_empty()
     {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "title must be 1-200 bytes, message at most 2000",
-        );
+        return Err(ApiError::BadRequest(
+            "title must be 1-200 bytes, message at most 2000".into(),
+        ));
     }
     let targets = NotificationTargets {
         min_level: req.min_level,
-        users: req.users.clone(),
+        users: req.users,
     };
     let notification = Notification {
         kind: req.kind,
         title: req.title,
         message: req.message,
     };
-    send(
-        &node,
-        targets,
-        notification,
-        req.ttl_secs.unwrap_or(DEFAULT_TTL_SECS),
-    )
-    .await
+    let ttl_secs = req.ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
+    send(&node, targets, notification, ttl_secs).await
 }
 
+/// `POST /admin/events/{id}/activate`: announces an event of the events file to everyone.
 pub async fn activate_event(
+    _: Admin,
     State(node): State<Arc<Node>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    if let Err(denied) = admin(&node, &headers) {
-        return *denied;
-    }
-    let events = match notify::events(&node) {
-        Ok(events) => events,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
-    };
-    let Some(event) = events.get(&id) else {
-        return error(StatusCode::NOT_FOUND, format!("no event '{id}'"));
-    };
-    let notification = event.announcement();
+) -> Result<(StatusCode, Json<Stored>), ApiError> {
+    let events = notify::events(&node).map_err(|e| ApiError::Internal(format!("{e:#}")))?;
+    let event = events
+        .get(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no event '{id}'")))?;
     let targets = NotificationTargets {
         min_level: None,
         users: None,
     };
-    send(&node, targets, notification, DEFAULT_TTL_SECS).await
+    send(&node, targets, event.announcement(), DEFAULT_TTL_SECS).await
 }
 
 /// Stores and pushes the notification; answers how many were stored.
@@ -105,9 +94,9 @@ async fn send(
     targets: NotificationTargets,
     notification: Notification,
     ttl_secs: i64,
-) -> Response {
-    match notify::send(node, targets, notification, ttl_secs).await {
-        Ok(stored) => (StatusCode::ACCEPTED, Json(json!({ "stored": stored }))).into_response(),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
-    }
+) -> Result<(StatusCode, Json<Stored>), ApiError> {
+    let stored = notify::send(node, targets, notification, ttl_secs)
+        .await
+        .or_unavailable_with_cause("sending notifications")?;
+    Ok((StatusCode::ACCEPTED, Json(Stored { stored })))
 }

@@ -1,58 +1,42 @@
-//! Read-only views over finished play: the weekly leaderboard and active users.
+//! Active users: who is online across the cluster, and who played today, this
+//! week and this month.
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
 use axum::Json;
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::json;
+use serde::Serialize;
 
-use crate::game::{boards, Node};
+use super::error::{ApiError, StoreResultExt};
+use crate::game::Node;
 
-#[derive(Deserialize)]
-pub struct Limit {
-    limit: Option<u32>,
+/// `GET /telemetry/analytics/active-users`. Fields are declared in alphabetical
+/// order because that is the order the wire has always carried (see `mod.rs`).
+#[derive(Debug, Serialize)]
+pub struct ActiveUsers {
+    /// Distinct players in the last day.
+    pub dau: i64,
+    /// Distinct players in the last 30 days.
+    pub mau: i64,
+    /// Connections across the whole cluster now.
+    pub online: u64,
+    /// Distinct players in the last 7 days.
+    pub wau: i64,
 }
 
-pub async fn weekly_leaderboard(State(node): State<Arc<Node>>, Query(q): Query<Limit>) -> Response {
-    let limit = q.limit.unwrap_or(10).clamp(1, 100);
-    let rows = boards::weekly_top(&node, limit).await;
-    match rows {
-        Ok((week, rows)) => {
-            let entries: Vec<_> = rows
-                .into_iter()
-                .enumerate()
-                .map(|(i, (user, name, points))| json!({"rank": i + 1, "user": user, "name": name, "points": points}))
-                .collect();
-            Json(json!({ "week": week, "entries": entries })).into_response()
-        }
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "reading leaderboard");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"error": "database unreachable"})),
-            )
-                .into_response()
-        }
-    }
-}
-
-pub async fn active_users(State(node): State<Arc<Node>>) -> Response {
+/// `GET /telemetry/analytics/active-users`.
+pub async fn active_users(State(node): State<Arc<Node>>) -> Result<Json<ActiveUsers>, ApiError> {
     let online = node.cluster.directory.online(node.sessions.len()).await;
-    match node.store.active_users(Utc::now()).await {
-        Ok((dau, wau, mau)) => {
-            Json(json!({ "online": online, "dau": dau, "wau": wau, "mau": mau })).into_response()
-        }
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "reading active users");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"error": "database unreachable"})),
-            )
-                .into_response()
-        }
-    }
+    let (dau, wau, mau) = node
+        .store
+        .active_users(Utc::now())
+        .await
+        .or_database_unreachable("reading active users")?;
+    Ok(Json(ActiveUsers {
+        dau,
+        mau,
+        online,
+        wau,
+    }))
 }
