@@ -46,6 +46,7 @@ use crate::config::Config;
 use crate::game::difficulty::Difficulty;
 use crate::game::{drain, Node};
 use crate::gateway::auth::{self, Auth};
+use crate::gateway::guard::Guard;
 use crate::gateway::{http, Gateway};
 use crate::store::{Logins, Store};
 
@@ -96,7 +97,8 @@ impl Server {
         let gateway = Gateway {
             node: node.clone(),
             auth: auth.clone(),
-            logins: Arc::new(Logins::start(store)),
+            logins: Arc::new(Logins::start(store.clone())),
+            guard: Guard::start(node.config.max_conns_per_ip, store),
         };
         let addr = listener
             .local_addr()

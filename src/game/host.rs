@@ -562,6 +562,7 @@ impl Host {
         }
         self.finished_at = Some(Instant::now());
         self.finished.store(true, Ordering::Release);
+        self.count_inactive();
         let mode = self.room.mode();
         self.node
             .metrics
@@ -614,6 +615,14 @@ impl Host {
         }
         self.node.rooms.remove(&room_id);
         self.node.cluster.directory.unregister_room(&room_id);
+        if self.finished_at.is_none() {
+            self.count_inactive();
+        }
+    }
+
+    /// `rooms_active` counts rooms whose match is not over: a finished room
+    /// lingering to answer `room_state` is not active.
+    fn count_inactive(&self) {
         self.node
             .metrics
             .rooms_active

@@ -18,6 +18,7 @@ use prometheus::IntCounter;
 /// WebSocket close codes the contract uses.
 pub mod close_code {
     pub const NORMAL: u16 = 1000;
+    pub const PROTOCOL: u16 = 1002;
     pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
     pub const RESTART: u16 = 1012;

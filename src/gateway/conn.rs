@@ -27,6 +27,7 @@ use tokio::time::Instant;
 
 use super::auth::Identity;
 use super::budget::{Budget, Verdict};
+use super::guard::Permit;
 use super::{dispatch, Gateway};
 use crate::game::routing::RemoteRooms;
 use crate::game::sessions::{close_code, ConnHandle, Next, Outbound, Outgoing};
@@ -56,6 +57,8 @@ struct Connection {
     last_heard: Instant,
     /// A frame was handed to the socket and not flushed yet.
     unflushed: bool,
+    /// This connection's place among its address's (clients behind a proxy).
+    _permit: Option<Permit>,
 }
 
 /// Serves one upgraded connection until it closes.
@@ -63,6 +66,7 @@ pub fn serve(
     gateway: Gateway,
     socket: WebSocket,
     identity: Identity,
+    permit: Option<Permit>,
 ) -> impl Future<Output = ()> + Send + 'static {
     let node = gateway.node.clone();
     let (handle, outgoing) = node
@@ -81,6 +85,7 @@ pub fn serve(
         budget: Budget::new(cfg.rate_per_sec, cfg.rate_burst, cfg.flood_close),
         last_heard: Instant::now(),
         unflushed: false,
+        _permit: permit,
     });
     run(gateway, conn)
 }
@@ -120,6 +125,9 @@ enum Event {
     Close(u16, &'static str),
     /// The client sent a frame over the size limit.
     TooBig,
+    /// The client broke the WebSocket protocol (unmasked frame, reserved bits or
+    /// opcodes, invalid UTF-8 in a text frame): close 1002, then end.
+    Violation,
     /// The client closed, the socket broke, the peer went silent, or the
     /// connection was stopped.
     End,
@@ -195,11 +203,7 @@ impl Connection {
         match self.socket.poll_next_unpin(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => Poll::Ready(Event::End),
-            Poll::Ready(Some(Err(e))) => Poll::Ready(if is_too_big(e) {
-                Event::TooBig
-            } else {
-                Event::End
-            }),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(read_error(e)),
             Poll::Ready(Some(Ok(message))) => Poll::Ready(Event::In(message)),
         }
     }
@@ -250,6 +254,10 @@ async fn run_loop(node: &Arc<Node>, conn: &mut Connection) {
             Event::End => return,
             Event::Close(code, reason) => {
                 Box::pin(conn.send_close(code, reason)).await;
+                return;
+            }
+            Event::Violation => {
+                Box::pin(conn.send_close(close_code::PROTOCOL, "protocol violation")).await;
                 return;
             }
             Event::TooBig => {
@@ -331,11 +339,17 @@ impl Connection {
     }
 }
 
-/// Whether a read error is tungstenite refusing a frame over the size limit.
-fn is_too_big(e: axum::Error) -> bool {
+/// What a read error means for the connection: a frame over the size limit, a
+/// protocol violation, or simply the end (the socket broke or the peer left).
+fn read_error(e: axum::Error) -> Event {
+    use tungstenite::error::ProtocolError;
     let inner = e.into_inner();
-    matches!(
-        inner.downcast_ref::<tungstenite::Error>(),
-        Some(tungstenite::Error::Capacity(_))
-    )
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => Event::TooBig,
+        Some(tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
+            Event::End
+        }
+        Some(tungstenite::Error::Protocol(_) | tungstenite::Error::Utf8(_)) => Event::Violation,
+        _ => Event::End,
+    }
 }

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod budget;
 pub mod conn;
 pub mod dispatch;
+pub mod guard;
 pub mod http;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use axum::extract::FromRef;
 use crate::game::Node;
 use crate::store::Logins;
 use auth::Auth;
+use guard::Guard;
 
 /// What the gateway's handlers and connections share: the node, and what only
 /// the gateway needs (keys, login records).
@@ -28,6 +30,8 @@ pub struct Gateway {
     pub auth: Arc<Auth>,
     /// Batches login records (users, last_login, session telemetry).
     pub logins: Arc<Logins>,
+    /// Per-address limits: open connections, refused upgrades, admin failures.
+    pub guard: Arc<Guard>,
 }
 
 impl FromRef<Gateway> for Arc<Node> {

@@ -4,6 +4,7 @@
 //! differ the backend's own migration (migrations/postgres, migrations/sqlite)
 //! absorbs it, so every query below is written once and run through [`with_pool!`].
 
+mod auth_log;
 mod logins;
 mod matches;
 pub mod ops;
@@ -23,6 +24,7 @@ use sqlx::sqlite::{
 use sqlx::types::Json;
 use sqlx::{QueryBuilder, Row};
 
+pub use auth_log::{AuthLog, AuthRecord};
 pub use logins::Logins;
 pub use outbox::Outbox;
 

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRef, FromRequestParts, Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
@@ -14,41 +16,85 @@ use juno_protocol::Mission;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, StoreResultExt};
-use super::headers::bearer;
+use super::headers::{bearer, client_ip};
+use crate::gateway::Gateway;
+use subtle::ConstantTimeEq;
 use crate::game::{drain, flags, Node};
 use crate::model::Targeting;
 
 /// Proof that a request carries the admin bearer token. An admin handler takes
 /// `_: Admin` as its first extractor, so the token is checked before anything
-/// else is read, the body included. Refuses with 403 while the admin API is
-/// disabled (no `JUNO_ADMIN_TOKEN`), with 401 for anything but the right token.
+/// else is read, the body included. Refuses with 429 while the client's address
+/// is locked out after repeated failures (the right token included), with 403
+/// while the admin API is disabled (no `JUNO_ADMIN_TOKEN`), and with 401 for
+/// anything but the right token — each such failure written to `auth_logs`.
 pub struct Admin;
 
-impl<S> FromRequestParts<S> for Admin
-where
-    Arc<Node>: FromRef<S>,
-    S: Send + Sync,
-{
+impl FromRequestParts<Gateway> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Admin, ApiError> {
-        let node = Arc::<Node>::from_ref(state);
-        check(node.config.admin_token.as_deref(), bearer(&parts.headers))
+    async fn from_request_parts(parts: &mut Parts, gateway: &Gateway) -> Result<Admin, ApiError> {
+        let config = &gateway.node.config;
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0)
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let ip = client_ip(&parts.headers, peer, config);
+        if gateway.guard.admin_locked(ip) {
+            return Err(ApiError::TooManyRequests(
+                "too many failed admin attempts from this address; try again later".into(),
+            ));
+        }
+        check(config.admin_token.as_deref(), bearer(&parts.headers)).map_err(|refusal| {
+            if let Some(reason) = refusal.reason() {
+                gateway.guard.admin_failed(ip, reason);
+            }
+            ApiError::from(refusal)
+        })
     }
 }
 
-/// The admin decision: `expected` is the configured token, `presented` the request's.
-fn check(expected: Option<&str>, presented: Option<&str>) -> Result<Admin, ApiError> {
-    let Some(expected) = expected else {
-        return Err(ApiError::Forbidden(
-            "admin API disabled: set JUNO_ADMIN_TOKEN".into(),
-        ));
-    };
-    // A plain comparison, as before; hardening it (constant time, WIRE.md's v1.1
-    // failure log and lockout) is a separate change.
-    match presented {
-        Some(token) if token == expected => Ok(Admin),
-        _ => Err(ApiError::Unauthorized("admin bearer token required".into())),
+/// Why an admin request was refused.
+enum Refused {
+    Disabled,
+    Missing,
+    Wrong,
+}
+
+impl Refused {
+    /// The `auth_logs.reason` of a failed attempt (a disabled API is no attempt).
+    fn reason(&self) -> Option<&'static str> {
+        match self {
+            Refused::Disabled => None,
+            Refused::Missing => Some("admin: missing token"),
+            Refused::Wrong => Some("admin: wrong token"),
+        }
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> ApiError {
+        match refused {
+            Refused::Disabled => {
+                ApiError::Forbidden("admin API disabled: set JUNO_ADMIN_TOKEN".into())
+            }
+            Refused::Missing | Refused::Wrong => {
+                ApiError::Unauthorized("admin bearer token required".into())
+            }
+        }
+    }
+}
+
+/// The admin decision: `expected` is the configured token, `presented` the
+/// request's, compared in constant time so the answer's timing tells nothing.
+fn check(expected: Option<&str>, presented: Option<&str>) -> Result<Admin, Refused> {
+    let expected = expected.ok_or(Refused::Disabled)?;
+    let presented = presented.ok_or(Refused::Missing)?;
+    if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(Admin)
+    } else {
+        Err(Refused::Wrong)
     }
 }
 
@@ -188,7 +234,7 @@ mod tests {
     fn no_configured_token_disables_the_admin_api() {
         for presented in [None, Some("anything"), Some("")] {
             assert_eq!(
-                check(None, presented).err(),
+                check(None, presented).err().map(ApiError::from),
                 Some(ApiError::Forbidden(
                     "admin API disabled: set JUNO_ADMIN_TOKEN".into()
                 ))
@@ -207,7 +253,7 @@ mod tests {
             Some("S3CRET"),
         ] {
             assert_eq!(
-                check(Some("s3cret"), presented).err(),
+                check(Some("s3cret"), presented).err().map(ApiError::from),
                 Some(ApiError::Unauthorized("admin bearer token required".into())),
                 "{presented:?}"
             );

@@ -25,6 +25,8 @@ pub enum ApiError {
     Forbidden(String),
     /// 404: no such thing (or a route that exists only in dev mode).
     NotFound(String),
+    /// 429: this client address has had its share for now.
+    TooManyRequests(String),
     /// 503: the node is draining or the database cannot answer.
     Unavailable(String),
     /// 500: a failure of the node itself.
@@ -43,6 +45,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -54,6 +57,7 @@ impl ApiError {
             | ApiError::Unauthorized(m)
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
+            | ApiError::TooManyRequests(m)
             | ApiError::Unavailable(m)
             | ApiError::Internal(m) => m,
         }

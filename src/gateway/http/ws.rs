@@ -1,6 +1,8 @@
-//! The `/ws` upgrade: refuses while draining, verifies the token (query
-//! `?token=` or a bearer header; a refusal is recorded in `auth_logs` without
-//! waiting on the database), then hands the socket to the connection task.
+//! The `/ws` upgrade: refuses while draining, refuses an address that was
+//! refused too often this minute (429), verifies the token (query `?token=` or a
+//! bearer header; a refusal is recorded in `auth_logs` by the batched writer),
+//! counts the client's connections behind a trusted proxy, then hands the socket
+//! to the connection task.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -30,6 +32,14 @@ pub async fn upgrade(
             "draining: connect to another node".into(),
         ));
     }
+    let ip = client_ip(&headers, peer, &node.config);
+    // Before any token check or database write: a client refused too often is
+    // refused at once.
+    if gateway.guard.upgrades_blocked(ip) {
+        return Err(ApiError::TooManyRequests(
+            "too many refused upgrades from this address; wait a minute".into(),
+        ));
+    }
     let token = query
         .get("token")
         .map(String::as_str)
@@ -41,17 +51,24 @@ pub async fn upgrade(
     let identity = match verified {
         Ok(identity) => identity,
         Err(why) => {
-            let ip = client_ip(&headers, peer);
-            let store = node.store.clone();
-            let reason = why.to_string();
-            // The refusal must not wait on the database.
-            tokio::spawn(async move {
-                if let Err(e) = store.log_auth(None, false, &reason, Some(&ip)).await {
-                    tracing::warn!(error = %format!("{e:#}"), "recording failed login");
-                }
-            });
+            // Recorded by the batched writer: the refusal never waits on the database.
+            gateway.guard.refused_upgrade(ip, &why.to_string());
             return Err(ApiError::Unauthorized(why.to_string()));
         }
+    };
+    // Direct clients are counted per TCP connection as they connect; clients
+    // behind a trusted proxy share its connections, so they are counted here.
+    let permit = if node.config.is_trusted_proxy(peer.ip()) {
+        match gateway.guard.open(ip) {
+            Some(permit) => Some(permit),
+            None => {
+                return Err(ApiError::TooManyRequests(
+                    "too many connections from this address".into(),
+                ))
+            }
+        }
+    } else {
+        None
     };
     let upgrade = match upgrade {
         Ok(u) => u,
@@ -72,5 +89,5 @@ pub async fn upgrade(
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(max_frame)
         .max_frame_size(max_frame)
-        .on_upgrade(move |socket| conn::serve(gateway, socket, identity)))
+        .on_upgrade(move |socket| conn::serve(gateway, socket, identity, permit)))
 }
