@@ -243,6 +243,8 @@ async fn the_server_pings_and_drops_a_silent_peer() {
     let mut live = app.connect("live").await;
     let _silent = app.connect("silent").await;
     let mut pings = 0;
+    // The scenario is time itself: for 4.5 s `live` reads (and so answers pings)
+    // while `silent` reads nothing, past the three missed pings (3 s) that drop it.
     let deadline = tokio::time::Instant::now() + Duration::from_millis(4500);
     // Reading answers pings (tungstenite pongs automatically), so `live` stays.
     while let Ok(Some(Ok(frame))) =

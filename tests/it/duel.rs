@@ -335,8 +335,21 @@ async fn a_dropped_player_resumes_mid_question() {
     let mut bob = app.connect("bob").await;
     let room = matched(&mut ann, &mut bob).await;
     let q0 = question(&mut ann, 0).await;
+    let asked = tokio::time::Instant::now();
     drop(ann);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A resume after a drop the server has noticed, not a replacement of a live connection.
+    eventually(
+        "the server notices that ann dropped",
+        DEADLINE,
+        async || match app.node.sessions.get("ann") {
+            None => Ok(()),
+            Some(conn) => Err(format!("connection {} still live", conn.id)),
+        },
+    )
+    .await;
+    // Ann stays away for a while, so the time left she comes back to must show it:
+    // this pause is the scenario.
+    tokio::time::sleep_until(asked + Duration::from_millis(300)).await;
     let mut ann = app.connect("ann").await;
     assert_eq!(ann.welcome.rooms, vec![room.clone()]);
     let state = ann

@@ -195,15 +195,40 @@ impl TestApp {
     /// Polls `sql` until it returns `want` (background writes land asynchronously;
     /// up to 15 s, as a loaded machine's database can take seconds).
     pub async fn eventually_scalar(&self, sql: &str, want: i64) {
-        let mut last = -1;
-        for _ in 0..300 {
-            last = self.scalar(sql).await;
-            if last == want {
-                return;
+        eventually(&format!("{sql} = {want}"), DEADLINE, async || {
+            let got = self.scalar(sql).await;
+            if got == want {
+                Ok(())
+            } else {
+                Err(got)
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        })
+        .await
+    }
+}
+
+/// How long a condition may take to come true before a test gives up: generous,
+/// since a loaded machine can take seconds for what usually takes milliseconds.
+pub const DEADLINE: Duration = Duration::from_secs(15);
+
+/// Polls `check` until it gives `Ok`, for at most `within`, and returns what it
+/// gave; otherwise panics naming the condition (`what`) and the last `Err` seen.
+/// Tests wait for a condition with this instead of sleeping a fixed time.
+pub async fn eventually<T, E: std::fmt::Debug>(
+    what: &str,
+    within: Duration,
+    mut check: impl AsyncFnMut() -> Result<T, E>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let last = match check().await {
+            Ok(t) => return t,
+            Err(e) => e,
+        };
+        if tokio::time::Instant::now() >= deadline {
+            panic!("never happened within {within:?}: {what}; last seen: {last:?}");
         }
-        panic!("{sql}: wanted {want}, last saw {last}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
