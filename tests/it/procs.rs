@@ -320,12 +320,19 @@ impl Nginx {
             .spawn()
             .expect("nginx is installed (.ci/run installs it)");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let mut listening = false;
         for _ in 0..100 {
             if std::net::TcpStream::connect(addr).is_ok() {
+                listening = true;
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        assert!(
+            listening,
+            "nginx is not listening on {addr} after 5 s; its log:\n{}",
+            std::fs::read_to_string(dir.0.join("error.log")).unwrap_or_default()
+        );
         Nginx {
             addr,
             _proc: Proc { child },
