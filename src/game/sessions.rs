@@ -295,3 +295,194 @@ impl Drop for Outgoing {
         state.items = VecDeque::new();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::task::{Wake, Waker};
+
+    fn sessions() -> Sessions {
+        Sessions::new(
+            IntCounter::new("frames_sent_total", "frames").expect("counter"),
+            IntCounter::new("slow_consumers_total", "slow").expect("counter"),
+        )
+    }
+
+    fn frame(text: &'static str) -> Bytes {
+        Bytes::from_static(text.as_bytes())
+    }
+
+    fn describe(next: Option<Next>) -> String {
+        match next {
+            None => "empty".into(),
+            Some(Next::Stop) => "stop".into(),
+            Some(Next::Out(Outbound::Frame(b))) => {
+                format!("frame {}", String::from_utf8_lossy(&b))
+            }
+            Some(Next::Out(Outbound::Ping)) => "ping".into(),
+            Some(Next::Out(Outbound::Close(code, reason))) => format!("close {code} {reason}"),
+        }
+    }
+
+    /// What the reader takes, up to the queue running dry or the stop.
+    fn take_all(rx: &mut Outgoing) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            let next = describe(rx.try_next());
+            let end = next == "empty" || next == "stop";
+            out.push(next);
+            if end {
+                return out;
+            }
+        }
+    }
+
+    /// A waker that remembers whether it was woken.
+    #[derive(Default)]
+    struct Flag(AtomicBool);
+
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    impl Flag {
+        fn woken(&self) -> bool {
+            self.0.swap(false, Ordering::SeqCst)
+        }
+    }
+
+    #[test]
+    fn a_full_queue_stops_the_connection_and_counts_one_slow_consumer() {
+        let s = sessions();
+        let (ann, mut rx) = s.open("ann", 2);
+        assert!(ann.send(frame("a")));
+        assert!(ann.send(frame("b")));
+        assert!(!ann.send(frame("c")), "a full queue refuses the frame");
+        assert_eq!(s.dropped_slow.get(), 1);
+        assert!(!ann.send(frame("d")));
+        assert_eq!(s.dropped_slow.get(), 1, "one client is one slow consumer");
+        assert_eq!(s.frames_sent.get(), 2, "only queued frames count as sent");
+        // The connection ends now, without writing what it could not keep up with.
+        assert_eq!(take_all(&mut rx), ["stop"]);
+    }
+
+    #[test]
+    fn a_close_after_frames_comes_after_them_in_order() {
+        let s = sessions();
+        let (ann, mut rx) = s.open("ann", 8);
+        assert!(ann.send(frame("a")));
+        ann.ping();
+        assert!(ann.send(frame("b")));
+        ann.close(close_code::RESTART, "draining");
+        assert_eq!(
+            take_all(&mut rx),
+            ["frame a", "ping", "frame b", "close 1012 draining", "empty"]
+        );
+        assert_eq!(s.dropped_slow.get(), 0);
+    }
+
+    #[test]
+    fn a_close_that_does_not_fit_stops_the_connection() {
+        let s = sessions();
+        let (ann, mut rx) = s.open("ann", 1);
+        assert!(ann.send(frame("a")));
+        ann.close(close_code::NORMAL, "replaced");
+        assert_eq!(take_all(&mut rx), ["stop"]);
+    }
+
+    #[test]
+    fn stop_and_frames_wake_the_reader() {
+        let s = sessions();
+        let (ann, mut rx) = s.open("ann", 4);
+        let flag = Arc::new(Flag::default());
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+
+        assert!(rx.poll_next(&mut cx).is_pending());
+        assert!(!flag.woken());
+        assert!(ann.send(frame("a")));
+        assert!(flag.woken(), "a queued frame wakes the reader");
+        assert_eq!(
+            describe(match rx.poll_next(&mut cx) {
+                Poll::Ready(next) => Some(next),
+                Poll::Pending => None,
+            }),
+            "frame a"
+        );
+
+        // The reader waits (its waker registered), and is woken by the stop.
+        assert!(rx.poll_next(&mut cx).is_pending());
+        ann.stop();
+        assert!(flag.woken(), "stop wakes the reader");
+        assert!(matches!(rx.poll_next(&mut cx), Poll::Ready(Next::Stop)));
+    }
+
+    #[test]
+    fn stop_wakes_a_reader_stuck_on_a_write() {
+        // While a socket write is stuck, the task only watches for the stop.
+        let s = sessions();
+        let (ann, mut rx) = s.open("ann", 4);
+        let flag = Arc::new(Flag::default());
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(rx.poll_stop(&mut cx).is_pending());
+        ann.stop();
+        assert!(flag.woken());
+        assert!(matches!(rx.poll_stop(&mut cx), Poll::Ready(Next::Stop)));
+    }
+
+    #[test]
+    fn after_a_stop_nothing_more_is_taken_or_queued() {
+        let s = sessions();
+        let (ann, mut rx) = s.open("ann", 8);
+        assert!(ann.send(frame("a")));
+        assert!(ann.send(frame("b")));
+        ann.stop();
+        // The frames still queued are not written: the stop comes first, every time.
+        assert_eq!(describe(rx.try_next()), "stop");
+        assert_eq!(describe(rx.try_next()), "stop");
+        assert!(!ann.send(frame("c")));
+        ann.ping();
+        ann.close(close_code::NORMAL, "late");
+        assert_eq!(describe(rx.try_next()), "stop");
+        assert_eq!(s.frames_sent.get(), 2);
+        assert_eq!(s.dropped_slow.get(), 0, "a stop is not a slow consumer");
+    }
+
+    #[test]
+    fn a_connection_whose_reader_is_gone_refuses_frames() {
+        let s = sessions();
+        let (ann, rx) = s.open("ann", 1);
+        drop(rx);
+        assert!(!ann.send(frame("a")));
+        assert!(!ann.send(frame("b")));
+        assert_eq!(s.frames_sent.get(), 0);
+        assert_eq!(s.dropped_slow.get(), 0);
+    }
+
+    #[test]
+    fn a_stale_handle_never_unregisters_its_replacement() {
+        let s = sessions();
+        let (old, mut old_rx) = s.open("ann", 4);
+        let (new, mut new_rx) = s.open("ann", 4);
+        assert_ne!(old.id, new.id);
+        assert!(s.register(old.clone()).is_none());
+        let replaced = s.register(new.clone()).expect("the older connection");
+        assert_eq!(replaced.id, old.id);
+
+        // The old connection's task ends later and tries to leave: ann stays, on `new`.
+        assert!(!s.unregister(&old));
+        assert_eq!(s.get("ann").map(|h| h.id), Some(new.id));
+        assert!(s.send_to("ann", frame("x")));
+        assert_eq!(take_all(&mut new_rx), ["frame x", "empty"]);
+        assert_eq!(take_all(&mut old_rx), ["empty"]);
+
+        assert!(s.unregister(&new));
+        assert!(s.get("ann").is_none());
+        assert!(s.is_empty());
+        assert!(!s.send_to("ann", frame("y")));
+    }
+}

@@ -76,3 +76,129 @@ impl Budget {
         Verdict::Drop(tell)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LONG: Duration = Duration::from_secs(3600);
+
+    /// A budget whose limiter lets `burst` frames through and then refills only
+    /// once an hour: past the burst every frame is over budget however slowly the
+    /// test runs, so the drop, tell and flood rules are driven by the instants
+    /// the test passes in, not by the wall clock.
+    fn spent_after(burst: u32, flood_close: Duration) -> Budget {
+        let mut budget = Budget::new(1, burst, flood_close);
+        let hourly = Quota::with_period(LONG)
+            .expect("a non-zero period")
+            .allow_burst(NonZeroU32::new(burst).expect("burst of at least 1"));
+        budget.limiter = RateLimiter::direct_with_clock(hourly, MonotonicClock);
+        budget
+    }
+
+    fn name(v: &Verdict) -> &'static str {
+        match v {
+            Verdict::Pass => "pass",
+            Verdict::Drop(true) => "drop, tell",
+            Verdict::Drop(false) => "drop",
+            Verdict::Close => "close",
+        }
+    }
+
+    /// The verdicts for frames at `t0 + ms` for each of `at`.
+    fn verdicts(budget: &mut Budget, t0: Instant, at: &[u64]) -> Vec<&'static str> {
+        at.iter()
+            .map(|&ms| name(&budget.check(t0 + Duration::from_millis(ms))))
+            .collect()
+    }
+
+    #[test]
+    fn a_burst_passes_and_so_does_a_client_within_the_rate() {
+        let t0 = Instant::now();
+        let mut budget = Budget::new(10, 20, LONG);
+        assert_eq!(verdicts(&mut budget, t0, &[0; 20]), ["pass"; 20]);
+        // 1000 a second with no burst to spare: a frame every 2 ms always has room.
+        let mut budget = Budget::new(1000, 1, LONG);
+        for i in 0..20 {
+            std::thread::sleep(Duration::from_millis(2));
+            assert_eq!(name(&budget.check(Instant::now())), "pass", "frame {i}");
+        }
+    }
+
+    #[test]
+    fn the_frame_after_the_burst_is_dropped_with_a_tell() {
+        // One frame a second: the fourth, right after a burst of three, is over
+        // (the checks take microseconds, a refill a second).
+        let t0 = Instant::now();
+        let mut budget = Budget::new(1, 3, LONG);
+        assert_eq!(
+            verdicts(&mut budget, t0, &[0, 0, 0, 0]),
+            ["pass", "pass", "pass", "drop, tell"]
+        );
+    }
+
+    #[test]
+    fn over_budget_frames_are_dropped_with_at_most_one_tell_a_second() {
+        let t0 = Instant::now();
+        let mut budget = spent_after(1, LONG);
+        assert_eq!(verdicts(&mut budget, t0, &[0]), ["pass"]);
+        // A frame every 100 ms for 2.5 s: a tell at the first drop, then one when a
+        // full second has passed since the last tell, never more.
+        let at: Vec<u64> = (1..=25).map(|i| i * 100).collect();
+        let got = verdicts(&mut budget, t0, &at);
+        let tells: Vec<u64> = at
+            .iter()
+            .zip(&got)
+            .filter(|(_, v)| **v == "drop, tell")
+            .map(|(ms, _)| *ms)
+            .collect();
+        assert_eq!(tells, [100, 1100, 2100], "{got:?}");
+        assert!(got.iter().all(|v| v.starts_with("drop")), "{got:?}");
+    }
+
+    #[test]
+    fn a_client_flooding_for_flood_close_is_closed() {
+        let t0 = Instant::now();
+        let mut budget = spent_after(1, Duration::from_secs(2));
+        assert_eq!(verdicts(&mut budget, t0, &[0]), ["pass"]);
+        // Dropped frames from 0.5 s on, every half second: the flood began at 0.5 s,
+        // so it is closed at 2.5 s and not a moment before.
+        assert_eq!(
+            verdicts(&mut budget, t0, &[500, 1000, 1500, 2000, 2499, 2500]),
+            ["drop, tell", "drop", "drop, tell", "drop", "drop", "close"]
+        );
+    }
+
+    #[test]
+    fn a_gap_of_over_a_second_ends_a_flood() {
+        let t0 = Instant::now();
+        let mut budget = spent_after(1, Duration::from_secs(2));
+        assert_eq!(verdicts(&mut budget, t0, &[0]), ["pass"]);
+        // Drops at 0.1 s and 0.9 s, then a pause of 1.001 s: a new flood starts at
+        // 1.901 s, so 2.1 s (2 s after the first drop) is no close; 3.901 s is.
+        assert_eq!(
+            verdicts(&mut budget, t0, &[100, 900, 1901, 2100, 2900, 3500, 3900]),
+            [
+                "drop, tell",
+                "drop",
+                "drop, tell",
+                "drop",
+                "drop",
+                "drop, tell",
+                "drop"
+            ]
+        );
+        assert_eq!(verdicts(&mut budget, t0, &[3901]), ["close"]);
+    }
+
+    #[test]
+    fn a_gap_of_exactly_a_second_continues_a_flood() {
+        let t0 = Instant::now();
+        let mut budget = spent_after(1, Duration::from_secs(2));
+        assert_eq!(verdicts(&mut budget, t0, &[0]), ["pass"]);
+        assert_eq!(
+            verdicts(&mut budget, t0, &[100, 1100, 2099, 2100]),
+            ["drop, tell", "drop, tell", "drop", "close"]
+        );
+    }
+}

@@ -235,6 +235,7 @@ async fn a_player_reconnecting_through_nginx_resumes_mid_question_on_another_nod
             break;
         }
         drop(again);
+        // A pause between attempts, for the balancer to see the last connection close.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut ann = landed.expect("nginx spread the reconnects over the nodes");
@@ -363,17 +364,51 @@ async fn redis_going_away_harms_no_local_room_and_the_cluster_heals() {
         .await;
 
     redis.restart();
-    let mut healed = false;
-    for _ in 0..50 {
-        if cluster.health(0).await["redis"] == "ok" && cluster.health(1).await["redis"] == "ok" {
-            healed = true;
-            break;
+    eventually("both nodes see Redis again", DEADLINE, async || {
+        let seen = [cluster.health(0).await, cluster.health(1).await].map(|h| h["redis"].clone());
+        if seen.iter().all(|r| r == "ok") {
+            Ok(())
+        } else {
+            Err(seen)
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(healed, "both nodes see Redis again");
-    // Cross-node play works again once the nodes re-registered (within a heartbeat or two).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    })
+    .await;
+    // Cross-node play works again once the nodes re-registered in the empty Redis
+    // (each says it is alive again) and listen on the bus again.
+    let mut conn = cluster.redis().await;
+    eventually(
+        "both nodes alive in Redis and subscribed to the bus",
+        DEADLINE,
+        async || {
+            let alive: Vec<bool> = redis::pipe()
+                .exists(cluster.key(&["alive", "n1"]))
+                .exists(cluster.key(&["alive", "n2"]))
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            let channels = [
+                cluster.key(&["to", "n1"]),
+                cluster.key(&["to", "n2"]),
+                cluster.key(&["all"]),
+            ];
+            let subscribers: HashMap<String, u64> = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(&channels)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            let counts: Vec<u64> = channels
+                .iter()
+                .map(|c| subscribers.get(c).copied().unwrap_or(0))
+                .collect();
+            if alive == [true, true] && counts == [1, 1, 2] {
+                Ok(())
+            } else {
+                Err(format!("alive {alive:?}, subscribers {subscribers:?}"))
+            }
+        },
+    )
+    .await;
     let mut cat = cluster.connect(0, "cat").await;
     let mut dan = cluster.connect(1, "dan").await;
     queue(&mut cat).await;
@@ -432,14 +467,26 @@ async fn a_bulk_notification_reaches_online_users_on_two_nodes_and_is_stored_for
             ("special_announcement", "JunoSixteen News")
         );
     }
-    assert!(
-        !low.got_any(Duration::from_millis(300), |m| matches!(
-            m,
-            ServerMsg::Notification(_)
-        ))
-        .await,
-        "below the minimum level"
-    );
+    // a4 is below the minimum level: nothing for it. Its node (n2) handles bus
+    // messages one at a time, in the order n1 published them, so a later
+    // notification for a4 alone comes after anything the first one pushed to it.
+    let later = serde_json::json!({"title": "Only a4", "message": "m", "users": ["a4"]});
+    let resp = cluster
+        .http
+        .post(cluster.nodes[0].url("/admin/notifications"))
+        .bearer_auth(ADMIN)
+        .json(&later)
+        .send()
+        .await
+        .expect("http");
+    assert_eq!(resp.status(), 202);
+    low.expect_none_before(
+        "the later notification",
+        |m| matches!(m, ServerMsg::Notification(n) if n.title == "Only a4").then_some(()),
+        "a notification below the minimum level",
+        |m| matches!(m, ServerMsg::Notification(n) if n.title != "Only a4"),
+    )
+    .await;
     cluster
         .eventually_scalar("SELECT COUNT(*) FROM notifications WHERE title = 'JunoSixteen News' AND expires_at > NOW()", 3)
         .await;
@@ -486,14 +533,19 @@ async fn leaderboards_agree_across_nodes_and_survive_a_redis_flush() {
                 .expect("json")
         }
     };
-    let mut first = serde_json::Value::Null;
-    for _ in 0..50 {
-        first = board(0).await;
-        if first["entries"][0]["points"] == points {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let first = eventually(
+        "the weekly board shows ann's points",
+        DEADLINE,
+        async || {
+            let b = board(0).await;
+            if b["entries"][0]["points"] == points {
+                Ok(b)
+            } else {
+                Err(b)
+            }
+        },
+    )
+    .await;
     assert_eq!(first["entries"][0]["user"], "ann", "{first}");
     assert_eq!(first["entries"][0]["points"], points);
     assert_eq!(first["entries"][0]["name"], "ANN");
@@ -604,15 +656,27 @@ async fn a_dead_nodes_queue_tickets_match_nobody() {
     // The node dies without a word: no drain, no cleanup.
     cluster.nodes[0].proc.child.kill().expect("kill node 1");
     let _ = cluster.nodes[0].proc.child.wait();
-    // Past the heartbeat TTL the node counts as gone.
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    // Past the heartbeat TTL the node counts as gone: its alive key has expired.
+    let mut conn = cluster.redis().await;
+    let alive = cluster.key(&["alive", "n1"]);
+    eventually(
+        "the dead node's alive key expires",
+        DEADLINE,
+        async || match redis::cmd("PTTL")
+            .arg(&alive)
+            .query_async::<i64>(&mut conn)
+            .await
+        {
+            Ok(-2) => Ok(()),
+            other => Err(format!("PTTL {other:?}")),
+        },
+    )
+    .await;
     let mut ann = cluster.connect(1, "ann").await;
     queue(&mut ann).await;
-    let early = ann.drain_for(Duration::from_millis(1500)).await;
-    assert!(
-        !early.iter().any(|m| matches!(m, ServerMsg::MatchFound(_))),
-        "never matched with a dead node's ticket: {early:?}"
-    );
+    // Ann waits alone with the dead node's ticket through the matchmaker's passes
+    // (one a second): this wait is the scenario.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut bob = cluster.connect(1, "bob").await;
     queue(&mut bob).await;
     let found = bob
@@ -620,6 +684,15 @@ async fn a_dead_nodes_queue_tickets_match_nobody() {
         .await;
     let ids: Vec<&str> = found.players.iter().map(|p| p.id.as_str()).collect();
     assert!(ids.contains(&"ann") && ids.contains(&"bob"), "{ids:?}");
+    // Had ann been matched with the dead node's ticket, that match_found would have
+    // come to her before the one with bob.
+    ann.expect_none_before(
+        "her match with bob",
+        |m| matches!(m, ServerMsg::MatchFound(f) if f.room == found.room).then_some(()),
+        "a match with the dead node's ticket",
+        |m| matches!(m, ServerMsg::MatchFound(f) if f.room != found.room),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -671,23 +744,46 @@ async fn one_live_connection_per_user_across_the_cluster() {
     let e = first.expect("error", |m| is!(m, ServerMsg::Error)).await;
     assert_eq!(e.code, ErrorCode::Replaced);
     first.closed().await;
+    let replaced = tokio::time::Instant::now();
     let rid = second.send(ClientMsg::Ping).await;
     assert_eq!(
         second.expect("pong", |m| is!(m, ServerMsg::Pong)).await.rid,
         Some(rid)
     );
     // The cluster counts ann once (node heartbeats carry their connection counts).
-    let mut online = serde_json::Value::Null;
-    for _ in 0..50 {
-        online = get_json(
-            &cluster.http,
-            cluster.nodes[0].url("/telemetry/analytics/active-users"),
-        )
-        .await;
-        if online["online"] == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // Wait until both nodes have beaten since the replacement (a beat renews the
+    // alive key's 6 s TTL, so a TTL longer than 6 s minus the time since then
+    // shows one) and their counts have settled: ann on n2, nobody on n1.
+    let mut conn = cluster.redis().await;
+    eventually(
+        "both nodes report their connections after the replacement",
+        DEADLINE,
+        async || {
+            let since = replaced.elapsed().as_millis() as i64;
+            let ttls: Vec<i64> = redis::pipe()
+                .pttl(cluster.key(&["alive", "n1"]))
+                .pttl(cluster.key(&["alive", "n2"]))
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            let counts: HashMap<String, u64> = redis::cmd("HGETALL")
+                .arg(cluster.key(&["nodes"]))
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            let beaten = ttls.iter().all(|&ttl| ttl > 6_000 - since);
+            if beaten && counts.get("n1") == Some(&0) && counts.get("n2") == Some(&1) {
+                Ok(())
+            } else {
+                Err(format!("TTLs {ttls:?} {since} ms after, counts {counts:?}"))
+            }
+        },
+    )
+    .await;
+    let online: serde_json::Value = get_json(
+        &cluster.http,
+        cluster.nodes[0].url("/telemetry/analytics/active-users"),
+    )
+    .await;
     assert_eq!(online["online"], 1, "{online}");
 }

@@ -175,13 +175,19 @@ async fn over_budget_frames_are_dropped_and_a_flood_is_closed_with_1008() {
     })
     .await;
     let mut c = app.connect("ann").await;
+    let mut burst = Vec::new();
     for _ in 0..30 {
-        c.send(ClientMsg::Ping).await;
+        burst.push(c.send(ClientMsg::Ping).await);
     }
-    let got = c.drain_for(Duration::from_millis(300)).await;
+    // The client then pauses; at 5 a second its budget has room again, so the
+    // barrier's own ping is let through. The pause is the scenario (a burst, then
+    // quiet), not a wait for the server: the barrier proves the server handled all
+    // 30 frames, so the counts below are final.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let got = c.barrier().await;
     let pongs = got
         .iter()
-        .filter(|m| matches!(m, ServerMsg::Pong(_)))
+        .filter(|m| matches!(m, ServerMsg::Pong(p) if p.rid.is_some_and(|r| burst.contains(&r))))
         .count();
     let limited = got
         .iter()
@@ -243,6 +249,8 @@ async fn the_server_pings_and_drops_a_silent_peer() {
     let mut live = app.connect("live").await;
     let _silent = app.connect("silent").await;
     let mut pings = 0;
+    // The scenario is time itself: for 4.5 s `live` reads (and so answers pings)
+    // while `silent` reads nothing, past the three missed pings (3 s) that drop it.
     let deadline = tokio::time::Instant::now() + Duration::from_millis(4500);
     // Reading answers pings (tungstenite pongs automatically), so `live` stays.
     while let Ok(Some(Ok(frame))) =

@@ -20,16 +20,15 @@ fn fast(mut options: RoomOptions) -> Option<RoomOptions> {
 /// Fetches the stored record of `room` and checks that replaying its log gives the stored result.
 async fn assert_replays(app: &TestApp, room: &str) -> serde_json::Value {
     let url = app.url(&format!("/api/matches/{room}"));
-    let mut record = serde_json::Value::Null;
-    for _ in 0..100 {
-        let resp = app.http.get(&url).send().await.expect("http");
-        if resp.status() == 200 {
-            record = resp.json().await.expect("json");
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(!record.is_null(), "match {room} was stored");
+    let record: serde_json::Value =
+        eventually(&format!("match {room} is stored"), DEADLINE, async || {
+            let resp = app.http.get(&url).send().await.expect("http");
+            match resp.status().as_u16() {
+                200 => Ok(resp.json().await.expect("json")),
+                status => Err(status),
+            }
+        })
+        .await;
     let spec: RoomSpec = serde_json::from_value(record["spec"].clone()).expect("spec");
     let log: Vec<LogEntry> = serde_json::from_value(record["events"].clone()).expect("events");
     let replayed = juno_rooms::replay(spec, &log).expect("replay finishes");

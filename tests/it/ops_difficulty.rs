@@ -58,6 +58,7 @@ async fn service(
             let counter = counter.clone();
             async move {
                 counter.fetch_add(1, Ordering::SeqCst);
+                // The delay is the scenario: a slow service.
                 tokio::time::sleep(delay).await;
                 Json(answer(&req))
             }

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{fresh_database, Backend, Client, TempDir, ADMIN, SECRET};
+use crate::support::{
+    eventually, fresh_database, Backend, Client, TempDir, ADMIN, DEADLINE, SECRET,
+};
 
 /// A free loopback port (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
@@ -74,6 +76,9 @@ pub struct ClusterProcs {
     pub nodes: Vec<NodeProc>,
     pub database_url: String,
     pub http: reqwest::Client,
+    /// The nodes' Redis and their key prefix (tests read the cluster's state there).
+    pub redis_url: String,
+    pub prefix: String,
     dir: TempDir,
 }
 
@@ -103,6 +108,8 @@ impl ClusterProcs {
             nodes,
             database_url,
             http: reqwest::Client::new(),
+            redis_url: redis_url.to_string(),
+            prefix,
             dir,
         };
         for node in &cluster.nodes {
@@ -170,15 +177,34 @@ impl ClusterProcs {
 
     /// Polls `sql` until it returns `want`.
     pub async fn eventually_scalar(&self, sql: &str, want: i64) {
-        let mut last = -1;
-        for _ in 0..100 {
-            last = self.scalar(sql).await;
-            if last == want {
-                return;
+        eventually(&format!("{sql} = {want}"), DEADLINE, async || {
+            let got = self.scalar(sql).await;
+            if got == want {
+                Ok(())
+            } else {
+                Err(got)
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        })
+        .await
+    }
+
+    /// A connection to the nodes' Redis.
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.redis_url.as_str())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis")
+    }
+
+    /// The nodes' Redis key made of `parts` (as the server builds them).
+    pub fn key(&self, parts: &[&str]) -> String {
+        let mut k = self.prefix.clone();
+        for p in parts {
+            k.push(':');
+            k.push_str(p);
         }
-        panic!("{sql}: wanted {want}, last saw {last}");
+        k
     }
 
     /// Starts nginx in front of every node with deploy/nginx/junosixteen.conf.
@@ -294,12 +320,19 @@ impl Nginx {
             .spawn()
             .expect("nginx is installed (.ci/run installs it)");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let mut listening = false;
         for _ in 0..100 {
             if std::net::TcpStream::connect(addr).is_ok() {
+                listening = true;
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        assert!(
+            listening,
+            "nginx is not listening on {addr} after 5 s; its log:\n{}",
+            std::fs::read_to_string(dir.0.join("error.log")).unwrap_or_default()
+        );
         Nginx {
             addr,
             _proc: Proc { child },

@@ -195,15 +195,40 @@ impl TestApp {
     /// Polls `sql` until it returns `want` (background writes land asynchronously;
     /// up to 15 s, as a loaded machine's database can take seconds).
     pub async fn eventually_scalar(&self, sql: &str, want: i64) {
-        let mut last = -1;
-        for _ in 0..300 {
-            last = self.scalar(sql).await;
-            if last == want {
-                return;
+        eventually(&format!("{sql} = {want}"), DEADLINE, async || {
+            let got = self.scalar(sql).await;
+            if got == want {
+                Ok(())
+            } else {
+                Err(got)
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        })
+        .await
+    }
+}
+
+/// How long a condition may take to come true before a test gives up: generous,
+/// since a loaded machine can take seconds for what usually takes milliseconds.
+pub const DEADLINE: Duration = Duration::from_secs(15);
+
+/// Polls `check` until it gives `Ok`, for at most `within`, and returns what it
+/// gave; otherwise panics naming the condition (`what`) and the last `Err` seen.
+/// Tests wait for a condition with this instead of sleeping a fixed time.
+pub async fn eventually<T, E: std::fmt::Debug>(
+    what: &str,
+    within: Duration,
+    mut check: impl AsyncFnMut() -> Result<T, E>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let last = match check().await {
+            Ok(t) => return t,
+            Err(e) => e,
+        };
+        if tokio::time::Instant::now() >= deadline {
+            panic!("never happened within {within:?}: {what}; last seen: {last:?}");
         }
-        panic!("{sql}: wanted {want}, last saw {last}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -370,21 +395,88 @@ impl Client {
             .expect("ok carries the room id")
     }
 
-    /// All messages still queued, then whatever arrives within `window`.
-    pub async fn drain_for(&mut self, window: Duration) -> Vec<ServerMsg> {
-        let mut out: Vec<ServerMsg> = self.backlog.drain(..).collect();
-        let deadline = tokio::time::Instant::now() + window;
-        while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, self.ws.next()).await {
-            if let Message::Binary(b) = frame {
-                out.push(decode_server(&b).expect("decodes"));
+    /// Reads messages in order (those already received first) until one matching
+    /// `pred` arrives, and returns it; panics if any message before it matches
+    /// `forbidden`. Messages that match neither stay queued, in order.
+    ///
+    /// This is how a test proves that something did NOT happen: it names a later
+    /// event that must come after the forbidden one, had the server sent it, and
+    /// checks the order, instead of listening for a while and hoping a slow
+    /// machine would have delivered it by then.
+    pub async fn expect_none_before<T>(
+        &mut self,
+        what: &str,
+        mut pred: impl FnMut(&ServerMsg) -> Option<T>,
+        forbidden_what: &str,
+        forbidden: impl Fn(&ServerMsg) -> bool,
+    ) -> T {
+        let mut i = 0;
+        while i < self.backlog.len() {
+            let m = &self.backlog[i];
+            if forbidden(m) {
+                panic!(
+                    "{}: {forbidden_what} arrived before {what}: {m:?}",
+                    self.user
+                );
             }
+            if pred(m).is_some() {
+                let m = self.backlog.remove(i).expect("index in range");
+                return pred(&m).expect("matched before");
+            }
+            i += 1;
         }
-        out
+        loop {
+            let m = self.read().await;
+            if forbidden(&m) {
+                panic!(
+                    "{}: {forbidden_what} arrived before {what}: {m:?}",
+                    self.user
+                );
+            }
+            if let Some(t) = pred(&m) {
+                return t;
+            }
+            self.backlog.push_back(m);
+        }
     }
 
-    /// Whether any message received within `window` matches `pred`.
-    pub async fn got_any(&mut self, window: Duration, pred: impl Fn(&ServerMsg) -> bool) -> bool {
-        self.drain_for(window).await.iter().any(pred)
+    /// The ping/pong barrier: sends `ping` with a fresh rid and reads until the
+    /// `pong` echoing it; returns every message received before it that no
+    /// `expect` has taken (they stay queued). The server answers a connection's
+    /// frames in order and queues every push to it in order, so whatever it had
+    /// queued for this client before it handled the ping arrives before the pong.
+    pub async fn barrier(&mut self) -> Vec<ServerMsg> {
+        self.barrier_forbidding("nothing", |_| false).await;
+        self.backlog.iter().cloned().collect()
+    }
+
+    /// Asserts that nothing the server queued for this client before the
+    /// barrier's pong (see [`Client::barrier`]) matches `forbidden`. Only proves
+    /// absence for frames queued before the server handled the ping: a frame that
+    /// would come from a room task, another node or a timer needs its trigger to
+    /// have been handled first, or a later positive event
+    /// ([`Client::expect_none_before`]).
+    pub async fn assert_none_before_pong(
+        &mut self,
+        forbidden_what: &str,
+        forbidden: impl Fn(&ServerMsg) -> bool,
+    ) {
+        self.barrier_forbidding(forbidden_what, forbidden).await;
+    }
+
+    async fn barrier_forbidding(
+        &mut self,
+        forbidden_what: &str,
+        forbidden: impl Fn(&ServerMsg) -> bool,
+    ) {
+        let rid = self.send(ClientMsg::Ping).await;
+        self.expect_none_before(
+            &format!("the barrier's pong (rid {rid})"),
+            |m| matches!(m, ServerMsg::Pong(p) if p.rid == Some(rid)).then_some(()),
+            forbidden_what,
+            forbidden,
+        )
+        .await;
     }
 
     /// Waits for the server to close the connection; returns the close code if one came.
