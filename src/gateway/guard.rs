@@ -61,12 +61,10 @@ pub struct Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.guard
-            .open
-            .remove_if_mut(&self.ip, |_, n| {
-                *n -= 1;
-                *n == 0
-            });
+        self.guard.open.remove_if_mut(&self.ip, |_, n| {
+            *n -= 1;
+            *n == 0
+        });
     }
 }
 
@@ -145,7 +143,9 @@ impl Guard {
         let now = Instant::now();
         {
             let mut record = self.admin.entry(ip).or_default();
-            record.recent.retain(|t| now.duration_since(*t) < ADMIN_WINDOW);
+            record
+                .recent
+                .retain(|t| now.duration_since(*t) < ADMIN_WINDOW);
             record.recent.push_back(now);
             if record.recent.len() >= ADMIN_FAILURES {
                 record.locked_until = Some(now + ADMIN_LOCKOUT);
@@ -172,7 +172,8 @@ impl Guard {
     /// Forgets windows and lockouts that are over.
     fn sweep(&self) {
         let now = Instant::now();
-        self.refused.retain(|_, w| now.duration_since(w.since) < MINUTE);
+        self.refused
+            .retain(|_, w| now.duration_since(w.since) < MINUTE);
         self.admin.retain(|_, a| {
             a.recent.retain(|t| now.duration_since(*t) < ADMIN_WINDOW);
             !a.recent.is_empty() || a.locked_until.is_some_and(|u| now < u)

@@ -31,8 +31,24 @@ async fn call(
     authorization: Option<&str>,
     body: Option<&str>,
 ) -> Answer {
+    call_from(app, None, method, path, authorization, body).await
+}
+
+/// [`call`], naming the client's address in `X-Real-IP` (for a node that trusts
+/// the test as its proxy).
+async fn call_from(
+    app: &TestApp,
+    client: Option<&str>,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+    body: Option<&str>,
+) -> Answer {
     let method = Method::from_bytes(method.as_bytes()).expect("method");
     let mut req = app.http.request(method, app.url(path));
+    if let Some(ip) = client {
+        req = req.header("x-real-ip", ip);
+    }
     if let Some(value) = authorization {
         req = req.header("authorization", value);
     }
@@ -56,6 +72,9 @@ async fn call(
     }
 }
 
+static BEARER_ADMIN: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("Bearer {ADMIN}"));
+
 fn assert_error(answer: &Answer, status: u16, message: &str, what: &str) {
     assert_eq!(answer.status, status, "{what}: {}", answer.body);
     assert_eq!(answer.content_type, "application/json", "{what}");
@@ -63,13 +82,11 @@ fn assert_error(answer: &Answer, status: u16, message: &str, what: &str) {
     assert_eq!(answer.body, want, "{what}");
 }
 
-const BEARER_ADMIN: &str = "Bearer test-admin";
-
 #[tokio::test]
 async fn every_admin_route_answers_403_while_the_admin_api_is_disabled() {
     let app = spawn_with(Backend::Sqlite, |c| c.admin_token = None).await;
     for &(method, path) in ADMIN_ROUTES {
-        for auth in [Some(BEARER_ADMIN), None] {
+        for auth in [Some(BEARER_ADMIN.as_str()), None] {
             let answer = call(&app, method, path, auth, Some("{")).await;
             assert_error(
                 &answer,
@@ -83,7 +100,13 @@ async fn every_admin_route_answers_403_while_the_admin_api_is_disabled() {
 
 #[tokio::test]
 async fn every_admin_route_answers_401_without_the_right_token_before_reading_the_body() {
-    let app = spawn_app(Backend::Sqlite).await;
+    // Each attempt comes from its own address, so the lockout after ten failures
+    // from one address (tested in hardening.rs) does not answer instead.
+    let app = spawn_with(Backend::Sqlite, |c| {
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")]
+    })
+    .await;
+    let mut attempt = 0u32;
     let wrong = [
         None,
         Some("Bearer wrong"),
@@ -95,7 +118,9 @@ async fn every_admin_route_answers_401_without_the_right_token_before_reading_th
     for &(method, path) in ADMIN_ROUTES {
         for auth in wrong {
             // A malformed body would be a 400 if it were read first.
-            let answer = call(&app, method, path, auth, Some("{")).await;
+            attempt += 1;
+            let client = format!("198.51.{}.{}", attempt / 250, attempt % 250);
+            let answer = call_from(&app, Some(&client), method, path, auth, Some("{")).await;
             assert_error(
                 &answer,
                 401,
@@ -107,8 +132,8 @@ async fn every_admin_route_answers_401_without_the_right_token_before_reading_th
     // Nothing was done: the node still takes connections.
     assert_eq!(call(&app, "GET", "/ready", None, None).await.status, 200);
     // Either capitalisation of the scheme passes, and surrounding spaces are trimmed.
-    for auth in ["bearer test-admin", "Bearer  test-admin "] {
-        let answer = call(&app, "GET", "/admin/flags", Some(auth), None).await;
+    for auth in [format!("bearer {ADMIN}"), format!("Bearer  {ADMIN} ")] {
+        let answer = call(&app, "GET", "/admin/flags", Some(&auth), None).await;
         assert_eq!(answer.status, 200, "{auth}");
     }
 }
@@ -143,7 +168,7 @@ async fn malformed_json_bodies_answer_400_with_a_json_error() {
         ),
     ];
     for (method, path, body, why) in syntax {
-        let answer = call(&app, method, path, Some(BEARER_ADMIN), Some(body)).await;
+        let answer = call(&app, method, path, Some(BEARER_ADMIN.as_str()), Some(body)).await;
         let message = format!("Failed to parse the request body as JSON: {why}");
         assert_error(&answer, 400, &message, path);
     }
@@ -152,7 +177,7 @@ async fn malformed_json_bodies_answer_400_with_a_json_error() {
         &app,
         "PUT",
         "/admin/flags/clans",
-        Some(BEARER_ADMIN),
+        Some(BEARER_ADMIN.as_str()),
         Some(r#"{"enabled":"yes"}"#),
     )
     .await;
@@ -205,14 +230,14 @@ async fn malformed_json_bodies_answer_400_with_a_json_error() {
         ),
     ];
     for (method, path, body, message) in cases {
-        let answer = call(&app, method, path, Some(BEARER_ADMIN), Some(body)).await;
+        let answer = call(&app, method, path, Some(BEARER_ADMIN.as_str()), Some(body)).await;
         assert_error(&answer, 400, message, path);
     }
     let answer = call(
         &app,
         "PUT",
         "/admin/flags/nope",
-        Some(BEARER_ADMIN),
+        Some(BEARER_ADMIN.as_str()),
         Some(r#"{"enabled":true}"#),
     )
     .await;
@@ -252,7 +277,7 @@ async fn a_database_outage_answers_503() {
         &app,
         "POST",
         "/admin/missions",
-        Some(BEARER_ADMIN),
+        Some(BEARER_ADMIN.as_str()),
         Some(mission),
     )
     .await;
@@ -268,7 +293,7 @@ async fn a_database_outage_answers_503() {
         ),
     ];
     for (method, path, body) in cases {
-        let answer = call(&app, method, path, Some(BEARER_ADMIN), body).await;
+        let answer = call(&app, method, path, Some(BEARER_ADMIN.as_str()), body).await;
         assert_eq!(answer.status, 503, "{path}");
         let body: serde_json::Value = serde_json::from_str(&answer.body).expect("json");
         let message = body["error"].as_str().expect("error text");
@@ -327,7 +352,7 @@ async fn typed_bodies_keep_the_bytes_the_wire_has_always_carried() {
         &app,
         "POST",
         "/admin/missions",
-        Some(BEARER_ADMIN),
+        Some(BEARER_ADMIN.as_str()),
         Some(mission),
     )
     .await;
@@ -339,7 +364,7 @@ async fn typed_bodies_keep_the_bytes_the_wire_has_always_carried() {
         &app,
         "POST",
         "/admin/missions",
-        Some(BEARER_ADMIN),
+        Some(BEARER_ADMIN.as_str()),
         Some(mission),
     )
     .await;
@@ -353,7 +378,7 @@ async fn typed_bodies_keep_the_bytes_the_wire_has_always_carried() {
             &app,
             "PUT",
             "/admin/flags/clans",
-            Some(BEARER_ADMIN),
+            Some(BEARER_ADMIN.as_str()),
             Some(body),
         )
     };
@@ -365,7 +390,14 @@ async fn typed_bodies_keep_the_bytes_the_wire_has_always_carried() {
         put(r#"{"enabled":true,"allow":["b","a"]}"#).await.body,
         r#"{"enabled":true,"name":"clans","targeting":{"allow":["a","b"],"percent":0}}"#
     );
-    let flags = call(&app, "GET", "/admin/flags", Some(BEARER_ADMIN), None).await;
+    let flags = call(
+        &app,
+        "GET",
+        "/admin/flags",
+        Some(BEARER_ADMIN.as_str()),
+        None,
+    )
+    .await;
     assert!(
         flags
             .body
@@ -378,7 +410,7 @@ async fn typed_bodies_keep_the_bytes_the_wire_has_always_carried() {
         &app,
         "POST",
         "/admin/notifications",
-        Some(BEARER_ADMIN),
+        Some(BEARER_ADMIN.as_str()),
         Some(r#"{"title":"T","message":"m","users":["nobody"]}"#),
     )
     .await;
@@ -393,7 +425,14 @@ async fn typed_bodies_keep_the_bytes_the_wire_has_always_carried() {
     assert!(stored["stored"].is_u64(), "{}", notified.body);
 
     // Last: the node stops after draining.
-    let drain = call(&app, "POST", "/admin/drain", Some(BEARER_ADMIN), None).await;
+    let drain = call(
+        &app,
+        "POST",
+        "/admin/drain",
+        Some(BEARER_ADMIN.as_str()),
+        None,
+    )
+    .await;
     assert_eq!(
         (drain.status, drain.body.as_str()),
         (202, r#"{"draining":true}"#)

@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, StoreResultExt};
 use super::headers::{bearer, client_ip};
-use crate::gateway::Gateway;
-use subtle::ConstantTimeEq;
 use crate::game::{drain, flags, Node};
+use crate::gateway::Gateway;
 use crate::model::Targeting;
+use subtle::ConstantTimeEq;
 
 /// Proof that a request carries the admin bearer token. An admin handler takes
 /// `_: Admin` as its first extractor, so the token is checked before anything
