@@ -5,6 +5,8 @@ SERVER=${SERVER:-$ROOT/target/release/juno-server}
 LT=${LT:-$ROOT/target/release/juno-loadtest}
 export JUNO_JWT_SECRET=${JUNO_JWT_SECRET:-bench-secret-0123456789abcdef-0123456789}
 export RUST_LOG=${RUST_LOG:-warn}
+# The load tester spreads its clients over a few loopback addresses only.
+export JUNO_MAX_CONNS_PER_IP=${JUNO_MAX_CONNS_PER_IP:-100000}
 WORK=$(mktemp -d /tmp/juno-bench.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }

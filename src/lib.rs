@@ -29,7 +29,6 @@ pub mod model;
 pub mod ops;
 pub mod store;
 
-use axum::serve::ListenerExt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -103,23 +102,12 @@ impl Server {
         let addr = listener
             .local_addr()
             .context("reading the listening address")?;
-        let app = http::router(gateway).into_make_service_with_connect_info::<SocketAddr>();
+        let guard = gateway.guard.clone();
+        let app = http::router(gateway);
         let stop = node.shutdown.clone();
+        let config = node.config.clone();
         let serving = tokio::spawn(async move {
-            // Frames are small and latency-bound: Nagle's algorithm would hold a
-            // frame back until the previous one is acknowledged, and the peer may
-            // delay that acknowledgement by up to 40 ms.
-            let listener = listener.tap_io(|tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!(error = %e, "setting TCP_NODELAY");
-                }
-            });
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
+            gateway::serve::serve(listener, app, guard, &config, stop).await;
         });
         tracing::info!(%addr, node = %node.config.node_id, "serving");
         Ok(Server {

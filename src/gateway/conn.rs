@@ -58,7 +58,7 @@ struct Connection {
     /// A frame was handed to the socket and not flushed yet.
     unflushed: bool,
     /// This connection's place among its address's (clients behind a proxy).
-    _permit: Option<Permit>,
+    _permit: Option<Arc<Permit>>,
 }
 
 /// Serves one upgraded connection until it closes.
@@ -66,7 +66,7 @@ pub fn serve(
     gateway: Gateway,
     socket: WebSocket,
     identity: Identity,
-    permit: Option<Permit>,
+    permit: Option<Arc<Permit>>,
 ) -> impl Future<Output = ()> + Send + 'static {
     let node = gateway.node.clone();
     let (handle, outgoing) = node

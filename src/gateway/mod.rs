@@ -12,6 +12,7 @@ pub mod conn;
 pub mod dispatch;
 pub mod guard;
 pub mod http;
+pub mod serve;
 
 use std::sync::Arc;
 

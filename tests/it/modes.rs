@@ -326,7 +326,8 @@ async fn each_mode_is_refused_while_its_flag_is_off() {
 
 #[tokio::test]
 async fn a_thousand_spectators_follow_one_duel() {
-    let app = spawn_app(Backend::Sqlite).await;
+    // A thousand clients from one address: above the per-address default of 500.
+    let app = spawn_with(Backend::Sqlite, |c| c.max_conns_per_ip = 2000).await;
     let key = answer_key(&app).await;
     let mut ann = app.connect("ann").await;
     let options = RoomOptions {

@@ -8,14 +8,18 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use std::sync::Arc;
+
 use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 
 use super::error::ApiError;
 use super::headers::{bearer, client_ip};
 use crate::gateway::auth::AuthError;
 use crate::gateway::conn;
+use crate::gateway::serve::ConnPermit;
 use crate::gateway::Gateway;
 
 /// `GET /ws`: 503 while draining, 401 without a valid token, else the upgrade.
@@ -24,6 +28,7 @@ pub async fn upgrade(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
+    connection: Option<Extension<ConnPermit>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let node = &gateway.node;
@@ -56,19 +61,19 @@ pub async fn upgrade(
             return Err(ApiError::Unauthorized(why.to_string()));
         }
     };
-    // Direct clients are counted per TCP connection as they connect; clients
-    // behind a trusted proxy share its connections, so they are counted here.
-    let permit = if node.config.is_trusted_proxy(peer.ip()) {
-        match gateway.guard.open(ip) {
-            Some(permit) => Some(permit),
+    // Direct clients were counted per TCP connection as they connected (the
+    // WebSocket keeps that place); clients behind a trusted proxy share its
+    // connections, so they are counted here.
+    let permit = match connection {
+        Some(Extension(ConnPermit(permit))) => Some(permit),
+        None => match gateway.guard.open(ip) {
+            Some(permit) => Some(Arc::new(permit)),
             None => {
                 return Err(ApiError::TooManyRequests(
                     "too many connections from this address".into(),
                 ))
             }
-        }
-    } else {
-        None
+        },
     };
     let upgrade = match upgrade {
         Ok(u) => u,
