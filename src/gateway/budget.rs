@@ -1,6 +1,9 @@
 //! A connection's frame budget (WIRE.md §3): frames over the rate are dropped
 //! with at most one `rate_limited` error a second, and a client that keeps
-//! flooding for `JUNO_FLOOD_CLOSE_SECS` is closed with 1008.
+//! flooding is closed with 1008. "Keeps flooding" (v1.1) counts the seconds in
+//! which frames were dropped within the last [`FLOOD_WINDOW_SECS`], pauses or
+//! not: more than `JUNO_FLOOD_CLOSE_SECS` of them and the connection is closed,
+//! so a client cannot flood for 9 s, pause for 2 and start again forever.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -18,11 +21,18 @@ pub struct Budget {
         RateLimiter<NotKeyed, InMemoryState, MonotonicClock, NoOpMiddleware<std::time::Instant>>,
     /// Last `rate_limited` error sent (one a second at most).
     last_error: Option<Instant>,
-    /// Start of the current run of dropped frames, and the last drop.
-    flood_since: Option<Instant>,
-    last_drop: Option<Instant>,
-    flood_close: Duration,
+    /// Second 0 of the flood clock: the connection's first dropped frame.
+    flood_epoch: Option<Instant>,
+    /// Seconds with drops, newest in bit 0 = `flood_second` (no heap: a mostly
+    /// idle connection must stay small).
+    flood_seconds: u64,
+    flood_second: u64,
+    /// More seconds with drops than this within the window close the connection.
+    flood_close: u32,
 }
+
+/// How far back seconds with dropped frames count.
+pub const FLOOD_WINDOW_SECS: u32 = 60;
 
 pub enum Verdict {
     Pass,
@@ -43,9 +53,10 @@ impl Budget {
                 MonotonicClock,
             ),
             last_error: None,
-            flood_since: None,
-            last_drop: None,
-            flood_close,
+            flood_epoch: None,
+            flood_seconds: 0,
+            flood_second: 0,
+            flood_close: u32::try_from(flood_close.as_secs()).unwrap_or(u32::MAX),
         }
     }
 
@@ -53,18 +64,7 @@ impl Budget {
         if self.limiter.check().is_ok() {
             return Verdict::Pass;
         }
-        // A gap of more than a second between drops ends a flood.
-        if self
-            .last_drop
-            .is_none_or(|t| now.duration_since(t) > Duration::from_secs(1))
-        {
-            self.flood_since = Some(now);
-        }
-        self.last_drop = Some(now);
-        if self
-            .flood_since
-            .is_some_and(|t| now.duration_since(t) >= self.flood_close)
-        {
+        if self.flooded_seconds(now) > self.flood_close {
             return Verdict::Close;
         }
         let tell = self
@@ -74,6 +74,28 @@ impl Budget {
             self.last_error = Some(now);
         }
         Verdict::Drop(tell)
+    }
+
+    /// Marks `now`'s second as one with drops; how many seconds of the window had them.
+    fn flooded_seconds(&mut self, now: Instant) -> u32 {
+        let epoch = *self.flood_epoch.get_or_insert(now);
+        let second = now.saturating_duration_since(epoch).as_secs();
+        if second > self.flood_second {
+            let shift = second - self.flood_second;
+            self.flood_seconds = if shift >= 64 {
+                0
+            } else {
+                self.flood_seconds << shift
+            };
+            self.flood_second = second;
+        }
+        // A frame stamped a little out of order lands in its own second.
+        let age = self.flood_second.saturating_sub(second);
+        if age < u64::from(FLOOD_WINDOW_SECS) {
+            self.flood_seconds |= 1 << age;
+        }
+        let window = (1u64 << FLOOD_WINDOW_SECS) - 1;
+        (self.flood_seconds & window).count_ones()
     }
 }
 
@@ -170,25 +192,46 @@ mod tests {
     }
 
     #[test]
-    fn a_gap_of_over_a_second_ends_a_flood() {
+    fn pauses_do_not_reset_a_flood() {
         let t0 = Instant::now();
-        let mut budget = spent_after(1, Duration::from_secs(2));
+        let mut budget = spent_after(1, Duration::from_secs(10));
         assert_eq!(verdicts(&mut budget, t0, &[0]), ["pass"]);
-        // Drops at 0.1 s and 0.9 s, then a pause of 1.001 s: a new flood starts at
-        // 1.901 s, so 2.1 s (2 s after the first drop) is no close; 3.901 s is.
-        assert_eq!(
-            verdicts(&mut budget, t0, &[100, 900, 1901, 2100, 2900, 3500, 3900]),
-            [
-                "drop, tell",
-                "drop",
-                "drop, tell",
-                "drop",
-                "drop",
-                "drop, tell",
-                "drop"
-            ]
+        // WIRE.md v1.1's evasion: flood for 9 s, pause for 1.2 s, again and again.
+        let at: Vec<u64> = (0..3u64)
+            .flat_map(|round| (0..90).map(move |i| 1 + round * 10_200 + i * 100))
+            .collect();
+        let got = verdicts(&mut budget, t0, &at);
+        let closed_at = at
+            .iter()
+            .zip(&got)
+            .find(|(_, v)| **v == "close")
+            .map(|(ms, _)| *ms)
+            .expect("a flood with pauses is closed");
+        // The 11th second with drops (counting from the first) is in the second round.
+        assert!(
+            (10_200..12_300).contains(&closed_at),
+            "closed at {closed_at} ms"
         );
-        assert_eq!(verdicts(&mut budget, t0, &[3901]), ["close"]);
+    }
+
+    #[test]
+    fn seconds_of_flooding_older_than_a_minute_no_longer_count() {
+        let t0 = Instant::now();
+        let mut budget = spent_after(1, Duration::from_secs(10));
+        assert_eq!(verdicts(&mut budget, t0, &[0]), ["pass"]);
+        // Eight seconds of flooding, then eight more a minute later: never more
+        // than ten seconds with drops in any 60 s.
+        let at: Vec<u64> = (0..8u64)
+            .map(|s| 1 + s * 1000)
+            .chain((0..8u64).map(|s| 70_001 + s * 1000))
+            .collect();
+        let got = verdicts(&mut budget, t0, &at);
+        assert!(got.iter().all(|v| v.starts_with("drop")), "{got:?}");
+        // …but three more seconds now make eleven within the minute.
+        assert_eq!(
+            verdicts(&mut budget, t0, &[78_001, 79_001, 80_001]),
+            ["drop, tell", "drop, tell", "close"]
+        );
     }
 
     #[test]

@@ -277,11 +277,15 @@ impl Connection {
     /// `Break` ends the connection.
     async fn handle(&mut self, node: &Arc<Node>, message: Message) -> ControlFlow<()> {
         self.last_heard = Instant::now();
-        let data = match message {
-            Message::Binary(data) => Some(data),
-            Message::Text(_) => None,
+        // A client's pings are answered by the WebSocket layer itself, but they
+        // count against the budget: a ping flood is a flood (WIRE.md v1.1).
+        let (data, is_ping) = match message {
+            Message::Binary(data) => (Some(data), false),
+            Message::Text(_) => (None, false),
+            Message::Ping(_) => (None, true),
             Message::Close(_) => return ControlFlow::Break(()),
-            Message::Ping(_) | Message::Pong(_) => return ControlFlow::Continue(()),
+            // Answers to the node's keepalive pings cost nothing.
+            Message::Pong(_) => return ControlFlow::Continue(()),
         };
         node.metrics.frames_received_total.inc();
         let received = self.last_heard;
@@ -305,6 +309,9 @@ impl Connection {
                 self.drain_until_close().await;
                 return ControlFlow::Break(());
             }
+        }
+        if is_ping {
+            return ControlFlow::Continue(());
         }
         let Some(data) = data else {
             state.handle.send(encode(&ServerMsg::error(
