@@ -28,11 +28,12 @@ pub enum BusMsg {
     Kick { user: String, node: String },
     /// Feature flags changed in the database: reload them and push them to clients.
     FlagsChanged,
-    /// A notification for this node's online users: all of them, or those listed,
-    /// at or above a level.
+    /// A notification for this node's online users who have it (all of them,
+    /// or those listed), stored at `stored_at` under `title`.
     Notify {
         users: Option<Vec<String>>,
-        min_level: Option<i32>,
+        stored_at: chrono::DateTime<chrono::Utc>,
+        title: String,
         frame: Bytes,
     },
 }
@@ -139,10 +140,11 @@ async fn on_message(node: &Arc<Node>, msg: BusMsg) {
         }
         BusMsg::Notify {
             users,
-            min_level,
+            stored_at,
+            title,
             frame,
         } => {
-            notify::deliver_local(node, users, min_level, frame).await;
+            notify::deliver_local(node, users, stored_at, &title, frame).await;
         }
         BusMsg::FlagsChanged => {
             if let Err(e) = flags::reload(node).await {

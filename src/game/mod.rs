@@ -60,6 +60,8 @@ pub struct Node {
     pub outbox: Outbox,
     /// Picks a match's questions for its players (flag `hrm_trm`; `mangle_zpd` asks the service).
     pub difficulty: Difficulty,
+    /// Gives arriving users the notifications they missed.
+    pub missed: notify::Replay,
     draining: AtomicBool,
     /// Cancelled when the node stops serving.
     pub shutdown: CancellationToken,
@@ -84,7 +86,7 @@ impl Node {
             metrics.slow_consumers_total.clone(),
         );
         let outbox = Outbox::new(metrics.outbox_pending.clone());
-        let node = Arc::new(Node {
+        let node = Arc::new_cyclic(|weak| Node {
             config,
             store,
             metrics,
@@ -94,6 +96,7 @@ impl Node {
             flags: Flags::new(flags),
             outbox,
             difficulty,
+            missed: notify::Replay::start(weak.clone()),
             draining: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
             room_tasks: TaskTracker::new(),

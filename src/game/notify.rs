@@ -1,14 +1,20 @@
 //! Notifications: one row per target user with an expiry (one INSERT … SELECT,
 //! never a query per user) and a `notification` frame pushed to every online
-//! target on every node; events defined in the events file (`JUNO_EVENTS_FILE`,
-//! default `events.json`) are announced the same way.
+//! target on every node; a target who was offline gets it at their next login,
+//! while it is unexpired. Each row is claimed in the database as it is
+//! delivered, so a user gets a notification once, live or at login. Events
+//! defined in the events file (`JUNO_EVENTS_FILE`, default `events.json`) are
+//! announced the same way.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::sync::{Arc, Weak};
+
 use bytes::Bytes;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use juno_protocol::{encode, Notification, ServerMsg};
 use serde::Deserialize;
+use tokio::sync::mpsc;
 
 use super::inbound::BusMsg;
 use super::Node;
@@ -52,18 +58,22 @@ pub async fn send(
         .await?;
     let msg = BusMsg::Notify {
         users: targets.users.map(|u| u.into_iter().collect()),
-        min_level: targets.min_level,
+        stored_at: now,
+        title: notification.title.clone(),
         frame: encode(&ServerMsg::Notification(notification)),
     };
     node.cluster.bus.send_all(msg.encode());
     Ok(stored)
 }
 
-/// Pushes `frame` to this node's online targets; returns how many got it.
+/// Pushes `frame` to this node's online targets of the notification stored at
+/// `stored_at` with `title` (all online users, or those listed, who have a row:
+/// the rows already say who qualified); returns how many got it.
 pub async fn deliver_local(
     node: &Node,
     users: Option<Vec<String>>,
-    min_level: Option<i32>,
+    stored_at: DateTime<Utc>,
+    title: &str,
     frame: Bytes,
 ) -> usize {
     let mut online: Vec<String> = node
@@ -76,19 +86,75 @@ pub async fn deliver_local(
         let wanted: BTreeSet<String> = users.into_iter().collect();
         online.retain(|u| wanted.contains(u));
     }
-    if let Some(level) = min_level {
-        match node.store.users_at_level(&online, level).await {
-            Ok(qualified) => online = qualified,
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "filtering notification targets");
-                return 0;
-            }
+    if online.is_empty() {
+        return 0;
+    }
+    let claimed = node
+        .store
+        .claim_sent_notification(&online, stored_at, title, Utc::now())
+        .await;
+    match claimed {
+        Ok(claimed) => claimed
+            .iter()
+            .filter(|u| node.send_to(u, frame.clone()))
+            .count(),
+        Err(e) => {
+            // They get it at their next login instead.
+            tracing::warn!(error = %format!("{e:#}"), "claiming a notification for online users");
+            0
         }
     }
-    online
-        .iter()
-        .filter(|u| node.send_to(u, frame.clone()))
-        .count()
+}
+
+/// Users who just arrived, to be given the notifications they missed. One task
+/// looks them up in batches: a connect storm costs a few queries, not one each.
+pub struct Replay {
+    tx: mpsc::UnboundedSender<String>,
+}
+
+/// Users whose missed notifications are looked up in one statement at most.
+const REPLAY_BATCH: usize = 500;
+
+impl Replay {
+    /// The replay of `node` (started by [`Node::start`]).
+    pub(super) fn start(node: Weak<Node>) -> Replay {
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(64);
+            while rx.recv_many(&mut batch, REPLAY_BATCH).await > 0 {
+                let Some(node) = node.upgrade() else { return };
+                replay(&node, std::mem::take(&mut batch)).await;
+            }
+        });
+        Replay { tx }
+    }
+
+    /// `user` connected here: give them what they missed.
+    pub fn arrived(&self, user: &str) {
+        let _ = self.tx.send(user.to_string());
+    }
+}
+
+/// Delivers the missed notifications of `users` who are still connected here.
+async fn replay(node: &Arc<Node>, mut users: Vec<String>) {
+    users.retain(|u| node.sessions.get(u).is_some());
+    users.sort();
+    users.dedup();
+    if users.is_empty() {
+        return;
+    }
+    match node
+        .store
+        .claim_pending_notifications(&users, Utc::now())
+        .await
+    {
+        Ok(pending) => {
+            for p in pending {
+                node.send_to(&p.user, encode(&ServerMsg::Notification(p.notification)));
+            }
+        }
+        Err(e) => tracing::warn!(error = %format!("{e:#}"), "delivering missed notifications"),
+    }
 }
 
 /// The events file's events, by id (none when the file does not exist).

@@ -51,6 +51,7 @@ pub async fn arrive(node: &Node, conn: &ConnHandle, name: &str) {
         };
         notify_room(node, room, cmd).await;
     }
+    node.missed.arrived(&user);
 }
 
 /// The connection ended. Unless a newer connection of the user took over, their

@@ -442,3 +442,85 @@ impl Store {
         Ok(found)
     }
 }
+
+/// A notification claimed for delivery to one user.
+#[derive(Debug, Clone)]
+pub struct PendingNotification {
+    pub id: i64,
+    pub user: String,
+    pub notification: juno_protocol::Notification,
+}
+
+impl Store {
+    /// Marks the notification stored at `stored_at` with `title` as delivered to
+    /// those of `users` who have it and have not had it yet; returns them (the
+    /// ones to push it to now). Delivery is claimed in the database, so a user
+    /// gets it once, live or at their next login, never both.
+    pub async fn claim_sent_notification(
+        &self,
+        users: &[String],
+        stored_at: DateTime<Utc>,
+        title: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut claimed = Vec::new();
+        for chunk in users.chunks(USERS_PER_STATEMENT) {
+            let rows: Vec<String> = with_pool!(self, pool => {
+                let mut q = QueryBuilder::new("UPDATE notifications SET delivered_at = ");
+                q.push_bind(now)
+                    .push(" WHERE delivered_at IS NULL AND created_at = ")
+                    .push_bind(stored_at)
+                    .push(" AND title = ")
+                    .push_bind(title)
+                    .push(" AND user_id IN (");
+                let mut list = q.separated(", ");
+                for u in chunk {
+                    list.push_bind(u);
+                }
+                q.push(") RETURNING user_id");
+                q.build_query_scalar::<String>().fetch_all(pool).await
+            })
+            .context("claiming a notification for its online users")?;
+            claimed.extend(rows);
+        }
+        Ok(claimed)
+    }
+
+    /// Claims every unexpired notification `users` have not had yet, oldest first.
+    pub async fn claim_pending_notifications(
+        &self,
+        users: &[String],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<PendingNotification>> {
+        let mut claimed = Vec::new();
+        for chunk in users.chunks(USERS_PER_STATEMENT) {
+            let rows: Vec<(i64, String, String, String, String)> = with_pool!(self, pool => {
+                let mut q = QueryBuilder::new("UPDATE notifications SET delivered_at = ");
+                q.push_bind(now)
+                    .push(" WHERE delivered_at IS NULL AND (expires_at IS NULL OR expires_at > ")
+                    .push_bind(now)
+                    .push(") AND user_id IN (");
+                let mut list = q.separated(", ");
+                for u in chunk {
+                    list.push_bind(u);
+                }
+                q.push(") RETURNING id, user_id, kind, title, message");
+                q.build_query_as().fetch_all(pool).await
+            })
+            .context("claiming pending notifications")?;
+            claimed.extend(rows.into_iter().map(|(id, user, kind, title, message)| {
+                PendingNotification {
+                    id,
+                    user,
+                    notification: juno_protocol::Notification {
+                        kind,
+                        title,
+                        message,
+                    },
+                }
+            }));
+        }
+        claimed.sort_by_key(|p| p.id);
+        Ok(claimed)
+    }
+}

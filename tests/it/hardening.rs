@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use juno_protocol::{ClientMsg, Mode, ServerMsg};
 use tokio_tungstenite::tungstenite;
 
@@ -85,4 +86,112 @@ async fn a_queued_player_is_matched_after_redis_restarts_empty() {
         .expect("ann's match_found", |m| is!(m, ServerMsg::MatchFound))
         .await;
     assert_eq!(also.room, found.room);
+}
+
+/// Closes `c` and waits until the node has let the user go.
+async fn leave(app: &TestApp, mut c: Client) {
+    let user = c.user.clone();
+    let _ = c.ws.close(None).await;
+    while let Some(Ok(_)) = c.ws.next().await {}
+    eventually(
+        &format!("{user}'s session ends"),
+        DEADLINE,
+        async || match app.node.sessions.get(&user) {
+            None => Ok(()),
+            Some(_) => Err("still connected"),
+        },
+    )
+    .await;
+}
+
+async fn execute(app: &TestApp, sql: &str) {
+    juno_server::with_pool!(&app.node.store, pool => sqlx::query(sql).execute(pool).await.map(|_| ()))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// Posts a notification for `users`; returns how many rows were stored.
+async fn notify(app: &TestApp, title: &str, users: &[&str]) -> u64 {
+    let resp = app
+        .http
+        .post(app.url("/admin/notifications"))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"title": title, "message": "m", "users": users}))
+        .send()
+        .await
+        .expect("http");
+    assert_eq!(resp.status(), 202);
+    let body: serde_json::Value = resp.json().await.expect("json");
+    body["stored"].as_u64().expect("stored")
+}
+
+/// Reconnects `user` and returns the first notification they get, checking
+/// that `stale` does not come before it.
+async fn first_notification_after_login(app: &TestApp, user: &str, stale: &[&str]) -> String {
+    let mut c = app.connect(user).await;
+    let stale: Vec<String> = stale.iter().map(|s| s.to_string()).collect();
+    let n = c
+        .expect_none_before(
+            "a notification",
+            |m| match m {
+                ServerMsg::Notification(n) if !stale.contains(&n.title) => Some(n.title.clone()),
+                _ => None,
+            },
+            "a notification delivered before, or expired",
+            |m| matches!(m, ServerMsg::Notification(n) if stale.contains(&n.title)),
+        )
+        .await;
+    leave(app, c).await;
+    n
+}
+
+#[tokio::test]
+async fn a_notification_reaches_an_offline_player_at_their_next_login_once() {
+    let app = spawn_app(Backend::Sqlite).await;
+    // Both users exist (their first login wrote their row); ann goes offline.
+    let ann = app.connect("ann").await;
+    let mut bob = app.connect("bob").await;
+    app.eventually_scalar(
+        "SELECT COUNT(*) FROM users WHERE user_id IN ('ann', 'bob')",
+        2,
+    )
+    .await;
+    leave(&app, ann).await;
+    assert_eq!(notify(&app, "A", &["ann", "bob"]).await, 2);
+    let live = bob
+        .expect("the live notification", |m| is!(m, ServerMsg::Notification))
+        .await;
+    assert_eq!(live.title, "A");
+    leave(&app, bob).await;
+
+    // ann gets A at her next login.
+    assert_eq!(first_notification_after_login(&app, "ann", &[]).await, "A");
+    // Once: after B is stored for her while she is away, B is the first she gets.
+    assert_eq!(notify(&app, "B", &["ann"]).await, 1);
+    assert_eq!(
+        first_notification_after_login(&app, "ann", &["A"]).await,
+        "B"
+    );
+    // bob, who had A live, does not get it again at login either.
+    assert_eq!(notify(&app, "C", &["bob"]).await, 1);
+    assert_eq!(
+        first_notification_after_login(&app, "bob", &["A"]).await,
+        "C"
+    );
+    // An expired notification is never delivered.
+    execute(
+        &app,
+        "INSERT INTO notifications (user_id, kind, title, message, created_at, expires_at) \
+         VALUES ('ann', 'special_announcement', 'expired', 'm', '2020-01-01 00:00:00+00:00', '2020-01-02 00:00:00+00:00')",
+    )
+    .await;
+    assert_eq!(notify(&app, "D", &["ann"]).await, 1);
+    assert_eq!(
+        first_notification_after_login(&app, "ann", &["A", "B", "expired"]).await,
+        "D"
+    );
+    app.eventually_scalar(
+        "SELECT COUNT(*) FROM notifications WHERE delivered_at IS NULL AND title <> 'expired'",
+        0,
+    )
+    .await;
 }
