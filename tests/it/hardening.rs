@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use juno_protocol::{ClientMsg, Mode, ServerMsg};
 use tokio_tungstenite::tungstenite;
 
@@ -192,6 +192,404 @@ async fn a_notification_reaches_an_offline_player_at_their_next_login_once() {
     app.eventually_scalar(
         "SELECT COUNT(*) FROM notifications WHERE delivered_at IS NULL AND title <> 'expired'",
         0,
+    )
+    .await;
+}
+
+/// Open file descriptors of process `pid`.
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("/proc readable")
+        .count()
+}
+
+/// `GET /health` answers 200 within a second.
+async fn health_answers(http: &reqwest::Client, addr: std::net::SocketAddr) -> bool {
+    let asked = http
+        .get(format!("http://{addr}/health"))
+        .timeout(Duration::from_secs(1))
+        .send()
+        .await;
+    asked.is_ok_and(|r| r.status() == 200)
+}
+
+/// A TCP connection to `to` from the loopback address `from`.
+async fn connect_from(from: [u8; 4], to: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::from((from, 0)))
+        .expect("bind a loopback address");
+    socket.connect(to).await.expect("tcp connect")
+}
+
+/// Reads until the node closes the connection: whether it said 429 first, and
+/// whether it closed at all within 20 s.
+async fn read_until_closed(mut tcp: tokio::net::TcpStream) -> (bool, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(20), tcp.read_to_end(&mut got))
+        .await
+        .is_ok();
+    (
+        String::from_utf8_lossy(&got).starts_with("HTTP/1.1 429"),
+        closed,
+    )
+}
+
+#[tokio::test]
+async fn silent_and_trickling_connections_never_starve_health_under_a_low_fd_limit() {
+    let (mut node, _dir) = single_node(&[
+        ("JUNO_MAX_CONNS_PER_IP", "100"),
+        ("JUNO_HEADER_TIMEOUT_SECS", "2"),
+    ])
+    .await;
+    let pid = node.proc.child.id();
+    let limited = std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), "--nofile=256:256"])
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(limited.success());
+    let http = reqwest::Client::new();
+    let mut bystander = connect_at(node.addr, "bystander").await;
+    let fds_before = fd_count(pid);
+
+    // 300 silent connections from one address (more than the node's 256 files),
+    // and 20 from another that trickle a request head a byte at a time.
+    let mut attackers = Vec::new();
+    for _ in 0..300 {
+        attackers.push(tokio::spawn(read_until_closed(
+            connect_from([127, 0, 0, 2], node.addr).await,
+        )));
+    }
+    let mut tricklers = Vec::new();
+    for _ in 0..20 {
+        let mut tcp = connect_from([127, 0, 0, 3], node.addr).await;
+        tricklers.push(tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let started = tokio::time::Instant::now();
+            for byte in b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa".iter() {
+                if tcp.write_all(&[*byte]).await.is_err() {
+                    return started.elapsed();
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            started.elapsed()
+        }));
+    }
+    // Throughout, /health answers and the bystander gets its pongs.
+    for _ in 0..4 {
+        assert!(
+            health_answers(&http, node.addr).await,
+            "/health answers under attack"
+        );
+        bystander.barrier().await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let mut refused = 0;
+    for attacker in attackers {
+        let (was_refused, closed) = attacker.await.expect("reader");
+        assert!(closed, "the node closes every silent connection");
+        refused += usize::from(was_refused);
+    }
+    // Past 100 open connections an address gets 429 at once. (Fewer than 200:
+    // while the node is out of descriptors it accepts later, and by then the
+    // first silent connections have timed out and made room.)
+    assert!(refused >= 100, "{refused} of 300 got 429");
+    for trickler in tricklers {
+        let lasted = trickler.await.expect("trickler");
+        assert!(
+            lasted < Duration::from_secs(6),
+            "a head trickled byte by byte is cut off by the header timeout ({lasted:?})"
+        );
+    }
+    eventually(
+        "the node's descriptors back to their level",
+        DEADLINE,
+        async || {
+            let now = fd_count(pid);
+            if now <= fds_before + 2 {
+                Ok(())
+            } else {
+                Err(format!("{now} open, {fds_before} before"))
+            }
+        },
+    )
+    .await;
+    assert!(health_answers(&http, node.addr).await);
+    bystander.barrier().await;
+    assert!(
+        node.proc.child.try_wait().expect("wait").is_none(),
+        "the node lives"
+    );
+}
+
+/// Tries an upgrade with a bad token, naming `forged` as the client in
+/// `X-Real-IP`; the HTTP status it gets.
+async fn refused_upgrade(app: &TestApp, forged: &str) -> u16 {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = app
+        .ws_url("not-a-token")
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("x-real-ip", forged.parse().expect("header"));
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
+        other => panic!("a bad token must be refused, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn refused_upgrades_cost_a_bounded_number_of_writes_and_forged_addresses_are_ignored() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut bystander = app.connect("bystander").await;
+    let forged = [
+        "203.0.113.7",
+        "not-an-ip'); DROP TABLE users;--",
+        &"9".repeat(4000),
+    ];
+    let mut statuses = Vec::new();
+    for i in 0..150 {
+        statuses.push(refused_upgrade(&app, forged[i % forged.len()]).await);
+    }
+    assert!(statuses[..101].iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(statuses[101..].iter().all(|s| *s == 429), "{statuses:?}");
+    // One row per refusal within the budget, all naming the real peer.
+    app.eventually_scalar(
+        "SELECT COUNT(*) FROM auth_logs WHERE reason = 'invalid token'",
+        101,
+    )
+    .await;
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM auth_logs WHERE ip <> '127.0.0.1'")
+            .await,
+        0
+    );
+    bystander.barrier().await;
+    // A valid token is refused too while the address is over its budget.
+    let blocked = tokio_tungstenite::connect_async(app.ws_url(&app.token("late"))).await;
+    assert!(
+        matches!(&blocked, Err(tungstenite::Error::Http(r)) if r.status() == 429),
+        "{blocked:?}"
+    );
+}
+
+#[tokio::test]
+async fn repeated_admin_failures_lock_the_address_out_and_are_logged() {
+    let app = spawn_with(Backend::Sqlite, |c| {
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")]
+    })
+    .await;
+    let admin = |from: &'static str, token: String| {
+        let app = &app;
+        async move {
+            app.http
+                .get(app.url("/admin/flags"))
+                .header("x-real-ip", from)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("http")
+                .status()
+                .as_u16()
+        }
+    };
+    for _ in 0..10 {
+        assert_eq!(admin("192.0.2.1", "wrong".into()).await, 401);
+    }
+    assert_eq!(
+        admin("192.0.2.1", ADMIN.into()).await,
+        429,
+        "locked, the right token included"
+    );
+    assert_eq!(
+        admin("192.0.2.2", ADMIN.into()).await,
+        200,
+        "another address is not"
+    );
+    // A large body from a locked address is refused without being read.
+    let started = std::time::Instant::now();
+    let big = app
+        .http
+        .post(app.url("/admin/missions"))
+        .header("x-real-ip", "192.0.2.1")
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 2 * 1024 * 1024])
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    assert!(matches!(big, Ok(429) | Err(_)), "{big:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    app.eventually_scalar(
+        "SELECT COUNT(*) FROM auth_logs WHERE reason = 'admin: wrong token' AND ip = '192.0.2.1'",
+        10,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn flooding_with_pauses_and_ping_floods_are_closed_with_1008() {
+    let app = spawn_with(Backend::Sqlite, |c| {
+        c.rate_per_sec = 10;
+        c.rate_burst = 20;
+        c.flood_close = Duration::from_secs(3);
+    })
+    .await;
+    let mut bystander = app.connect("bystander").await;
+    // Bursts of 2.2 s with 1.2 s pauses: no run of flooding lasts 3 s.
+    let mut evader = app.connect("evader").await;
+    let mut closed = None;
+    'rounds: for _ in 0..4 {
+        let until = tokio::time::Instant::now() + Duration::from_millis(2200);
+        while tokio::time::Instant::now() < until {
+            let frame = juno_protocol::encode_client(None, &ClientMsg::Ping);
+            if evader
+                .ws
+                .send(tungstenite::Message::Binary(frame.into()))
+                .await
+                .is_err()
+            {
+                break 'rounds;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        if let Ok(code) =
+            tokio::time::timeout(Duration::from_millis(10), close_code(&mut evader)).await
+        {
+            closed = code;
+            break;
+        }
+    }
+    let closed = match closed {
+        Some(code) => Some(code),
+        None => close_code(&mut evader).await,
+    };
+    assert_eq!(closed, Some(1008), "a flood with pauses is closed");
+
+    let mut pinger = app.connect("pinger").await;
+    let started = tokio::time::Instant::now();
+    let mut code = None;
+    while started.elapsed() < Duration::from_secs(8) {
+        if pinger
+            .ws
+            .send(tungstenite::Message::Ping(Vec::new().into()))
+            .await
+            .is_err()
+        {
+            code = close_code(&mut pinger).await;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    if code.is_none() {
+        code = close_code(&mut pinger).await;
+    }
+    assert_eq!(code, Some(1008), "a ping flood is a flood");
+    bystander.barrier().await;
+}
+
+/// Reads until the node closes; its close code, if it sent one.
+async fn close_code(c: &mut Client) -> Option<u16> {
+    while let Some(Ok(m)) = c.ws.next().await {
+        if let tungstenite::Message::Close(frame) = m {
+            return frame.map(|f| u16::from(f.code));
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn an_unmasked_frame_is_answered_with_close_1002() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut bystander = app.connect("bystander").await;
+    let mut tcp = tokio::net::TcpStream::connect(app.addr).await.expect("tcp");
+    let head = format!(
+        "GET /ws?token={} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        app.token("raw")
+    );
+    tcp.write_all(head.as_bytes()).await.expect("handshake");
+    // The 101, then the welcome: read a little, then break the protocol.
+    let mut buf = vec![0u8; 4096];
+    let n = tcp.read(&mut buf).await.expect("101");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 101"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A binary frame a client sent without a mask.
+    tcp.write_all(&[0x82, 0x01, 0x00]).await.expect("write");
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut rest)).await;
+    // Somewhere after the welcome: a close frame (0x88) whose code is 1002.
+    let close = rest
+        .windows(4)
+        .any(|w| w[0] == 0x88 && w[2] == 0x03 && w[3] == 0xEA);
+    assert!(close, "close 1002 before the socket closes: {rest:02x?}");
+    bystander.barrier().await;
+}
+
+#[tokio::test]
+async fn the_node_sends_security_headers_itself() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for path in ["/health", "/api/leaderboard/individual/weekly", "/nope"] {
+        let resp = app.http.get(app.url(path)).send().await.expect("http");
+        let h = resp.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert!(h["content-security-policy"]
+            .to_str()
+            .expect("ascii")
+            .contains("default-src 'none'"));
+    }
+}
+
+/// `rooms_active{mode="…"}` from the node's metrics.
+async fn rooms_active(app: &TestApp, mode: &str) -> i64 {
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("http")
+        .text()
+        .await
+        .expect("text");
+    let line = format!("rooms_active{{mode=\"{mode}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .map(|v| v.trim().parse().expect("a number"))
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_finished_room_lingering_for_room_state_is_not_active() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut ann = app.connect("ann").await;
+    let mut bob = app.connect("bob").await;
+    let room = ann.create_room(Mode::Duel, None).await;
+    bob.request(ClientMsg::Join { room: room.clone() })
+        .await
+        .expect("join");
+    assert_eq!(rooms_active(&app, "duel").await, 1);
+    // bob forfeits: the duel ends at once and the room lingers, finished.
+    bob.request(ClientMsg::Leave { room: room.clone() })
+        .await
+        .expect("leave");
+    ann.expect("result", |m| is!(m, ServerMsg::Result)).await;
+    assert!(
+        app.node.rooms.contains_key(&room),
+        "the finished room lingers"
+    );
+    eventually(
+        "rooms_active back to 0",
+        DEADLINE,
+        async || match rooms_active(&app, "duel").await {
+            0 => Ok(()),
+            n => Err(n),
+        },
     )
     .await;
 }

@@ -90,6 +90,12 @@ pub fn test_redis_url() -> String {
 impl ClusterProcs {
     /// Starts `n` nodes against `redis_url` with a fresh Postgres database.
     pub async fn start(n: usize, redis_url: &str, extra_env: &[(&str, &str)]) -> ClusterProcs {
+        ClusterProcs::start_each(redis_url, &vec![extra_env; n]).await
+    }
+
+    /// Starts one node per entry of `envs`, each with its own extra environment.
+    pub async fn start_each(redis_url: &str, envs: &[&[(&str, &str)]]) -> ClusterProcs {
+        let n = envs.len();
         let (database_url, _) = fresh_database(Backend::Postgres).await;
         let dir = scratch_dir("cluster");
         let prefix = format!("t{:08x}", rand::random::<u32>());
@@ -101,7 +107,7 @@ impl ClusterProcs {
                 &database_url,
                 redis_url,
                 &prefix,
-                extra_env,
+                envs[i - 1],
             ));
         }
         let cluster = ClusterProcs {
@@ -214,6 +220,23 @@ impl ClusterProcs {
             &self.nodes.iter().map(|n| n.addr).collect::<Vec<_>>(),
         )
     }
+}
+
+/// One node on its own (embedded SQLite, no Redis) with `extra_env`, ready.
+pub async fn single_node(extra_env: &[(&str, &str)]) -> (NodeProc, TempDir) {
+    let dir = scratch_dir("single");
+    let db = format!("sqlite://{}/juno.db", dir.0.display());
+    let node = spawn_node(&dir.0, "solo", &db, "", "juno", extra_env);
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(resp) = http.get(node.url("/ready")).send().await {
+            if resp.status() == 200 {
+                return (node, dir);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the node never became ready:\n{}", node.log_tail());
 }
 
 fn spawn_node(
