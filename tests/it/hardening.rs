@@ -593,3 +593,66 @@ async fn a_finished_room_lingering_for_room_state_is_not_active() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn nodes_mid_secret_rotation_serve_every_player_and_drop_nobody() {
+    use juno_server::gateway::auth::Auth;
+    let old = SECRET.to_string();
+    let new = "rotated-secret-0123456789abcdef-0123456789".to_string();
+    // The runbook's steps, one node at each: not rolled yet, the new secret
+    // added second (it verifies), and swapped first (it signs).
+    let step0 = old.clone();
+    let step1 = format!("{old},{new}");
+    let step2 = format!("{new},{old}");
+    let cluster = ClusterProcs::start_each(
+        &test_redis_url(),
+        &[
+            &[("JUNO_JWT_SECRET", step0.as_str())],
+            &[("JUNO_JWT_SECRET", step1.as_str())],
+            &[("JUNO_JWT_SECRET", step2.as_str())],
+        ],
+    )
+    .await;
+    let by_old = Auth::new(std::slice::from_ref(&old), false);
+    let by_new = Auth::new(std::slice::from_ref(&new), false);
+    let connect = |i: usize, user: &'static str, auth: &Auth| {
+        let url = format!(
+            "ws://{}/ws?token={}",
+            cluster.nodes[i].addr,
+            auth.mint(user, None, 3600).expect("mint")
+        );
+        async move {
+            let (ws, _) = tokio_tungstenite::connect_async(url)
+                .await
+                .unwrap_or_else(|e| panic!("{user} on node {i}: {e}"));
+            Client::from_ws(ws, user).await
+        }
+    };
+    // An old token works everywhere; a new one wherever the new secret is known.
+    let mut ann = connect(0, "ann", &by_old).await;
+    let mut bob = connect(2, "bob", &by_new).await;
+    let mut cat = connect(1, "cat", &by_new).await;
+    // ann (old token) and bob (new token) play a duel across nodes.
+    queue(&mut ann).await;
+    queue(&mut bob).await;
+    let found = ann
+        .expect("match_found", |m| is!(m, ServerMsg::MatchFound))
+        .await;
+    let also = bob
+        .expect("match_found", |m| is!(m, ServerMsg::MatchFound))
+        .await;
+    assert_eq!(found.room, also.room);
+    bob.expect("question", |m| is!(m, ServerMsg::Question)).await;
+    // Nobody connected was dropped along the way.
+    for c in [&mut ann, &mut bob, &mut cat] {
+        c.barrier().await;
+    }
+    // The one thing a half-rolled cluster refuses: a new token on a node that
+    // has not been given the new secret — why step 1 must reach every node first.
+    let early = cluster.nodes[0].addr;
+    let url = format!("ws://{early}/ws?token={}", by_new.mint("dan", None, 60).expect("mint"));
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
+        other => panic!("expected 401, got {other:?}"),
+    }
+}
