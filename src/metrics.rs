@@ -24,6 +24,10 @@ pub struct Metrics {
     /// Match results that could not be written at once and wait in the outbox.
     pub outbox_pending: IntGauge,
     pub process_resident_memory_bytes: IntGauge,
+    /// Tasks alive in the node's runtime: a leak of tasks shows here first.
+    pub tokio_alive_tasks: IntGauge,
+    /// Open file descriptors of the process (sockets included).
+    pub process_open_fds: IntGauge,
     pub process_cpu_seconds_total: prometheus::Gauge,
     /// Plays and successes per world behind `mission_success_rate`.
     mission_tally: std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>,
@@ -100,6 +104,14 @@ impl Metrics {
                 "process_resident_memory_bytes",
                 "Resident memory of the server process"
             )),
+            tokio_alive_tasks: reg!(IntGauge::new(
+                "tokio_alive_tasks",
+                "Tasks alive in the node's async runtime"
+            )),
+            process_open_fds: reg!(IntGauge::new(
+                "process_open_fds",
+                "Open file descriptors of the server process"
+            )),
             process_cpu_seconds_total: reg!(prometheus::Gauge::new(
                 "process_cpu_seconds_total",
                 "User and system CPU time of the server process"
@@ -122,6 +134,13 @@ impl Metrics {
 
     /// Reads RSS and CPU time from /proc (Linux); elsewhere they stay 0.
     fn sample_process(&self) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            self.tokio_alive_tasks
+                .set(runtime.metrics().num_alive_tasks() as i64);
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            self.process_open_fds.set(fds.count() as i64);
+        }
         let page = 4096;
         if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
             if let Some(rss) = statm
