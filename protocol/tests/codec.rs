@@ -12,6 +12,9 @@ use juno_protocol::*;
 use proptest::prelude::*;
 use rmpv::Value;
 
+#[path = "codec/fuzz_corpus.rs"]
+mod fuzz_corpus;
+
 // ---------------------------------------------------------------------------
 // helpers
 

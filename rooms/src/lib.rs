@@ -17,6 +17,9 @@
 #![warn(missing_docs)]
 
 mod engine;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod output;
 mod settings;
 

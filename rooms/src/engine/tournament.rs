@@ -343,7 +343,9 @@ impl Room {
         for (user, points) in scores {
             if pair.iter().any(|p| p.as_deref() == Some(user)) {
                 if let Some(p) = self.roster.get_mut(user) {
-                    p.score += points;
+                    // The host's numbers: saturate rather than overflow (a
+                    // panic, or a wrapped score that falls).
+                    p.score = p.score.saturating_add(*points);
                 }
             }
         }

@@ -253,6 +253,23 @@ fn walkover_when_the_waiting_opponent_left() {
 }
 
 #[test]
+fn duel_points_saturate_instead_of_overflowing() {
+    // Found by the rooms fuzz target: an entrant whose duel points add up past
+    // u64::MAX overflowed the tournament score (a panic in debug builds, a
+    // score wrapping to almost nothing in release ones).
+    let mut sim = tournament(&["a", "b", "c", "d"]);
+    // Bracket: a v d (r1.0.0), b v c (r1.0.1).
+    over(&mut sim, "r1.0.0", "a", &[("a", u64::MAX - 5), ("d", 1)]).unwrap();
+    over(&mut sim, "r1.0.1", "b", &[("b", 200), ("c", 100)]).unwrap();
+    over(&mut sim, "r1.1.0", "a", &[("a", 100), ("b", u64::MAX)]).unwrap();
+    let s = sim.summary().unwrap();
+    let score = |id: &str| s.players.iter().find(|p| p.id == id).unwrap().score;
+    assert_eq!((score("a"), score("b")), (u64::MAX, u64::MAX));
+    assert_eq!(s.result.winner.as_deref(), Some("a"));
+    assert_replays(&sim);
+}
+
+#[test]
 fn two_entrants_play_one_final() {
     let mut sim = tournament(&["x", "y"]);
     assert_eq!(last_bracket(&sim).len(), 1);
