@@ -49,7 +49,7 @@ async fn matched(a: &mut Client, b: &mut Client) -> String {
     room
 }
 
-async fn queue(c: &mut Client) {
+pub(crate) async fn queue(c: &mut Client) {
     c.request(ClientMsg::Queue {
         mode: Mode::Duel,
         mission: "demo".into(),

@@ -8,6 +8,7 @@ use futures_util::{SinkExt, StreamExt};
 use juno_protocol::{ClientMsg, Mode, ServerMsg};
 use tokio_tungstenite::tungstenite;
 
+use crate::cluster::queue;
 use crate::is;
 use crate::procs::*;
 use crate::support::*;
@@ -37,15 +38,6 @@ async fn a_long_user_id_without_a_name_plays_named_by_its_first_32_characters() 
         Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
         other => panic!("a 65-character id must get 401, got {other:?}"),
     }
-}
-
-async fn queue(c: &mut Client) {
-    c.request(ClientMsg::Queue {
-        mode: Mode::Duel,
-        mission: "demo".into(),
-    })
-    .await
-    .expect("queue");
 }
 
 #[tokio::test]
@@ -548,15 +540,7 @@ async fn the_node_sends_security_headers_itself() {
 
 /// `rooms_active{mode="…"}` from the node's metrics.
 async fn rooms_active(app: &TestApp, mode: &str) -> i64 {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("http")
-        .text()
-        .await
-        .expect("text");
+    let text = app.metrics().await;
     let line = format!("rooms_active{{mode=\"{mode}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&line))

@@ -20,15 +20,7 @@ async fn health_ready_and_metrics_answer() {
         200
     );
     let _ann = app.connect("ann").await;
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("http")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     for name in [
         "requests_total",
         "response_time_seconds",

@@ -183,6 +183,18 @@ impl TestApp {
             .status()
     }
 
+    /// The node's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("http")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// One integer from the node's database.
     pub async fn scalar(&self, sql: &str) -> i64 {
         match &self.node.store {
