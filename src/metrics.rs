@@ -5,6 +5,9 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+/// How often at most the open descriptors are counted.
+pub const FD_SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Every metric the node exports, registered in its own registry (so tests can run
 /// several nodes in one process).
 pub struct Metrics {
@@ -26,8 +29,10 @@ pub struct Metrics {
     pub process_resident_memory_bytes: IntGauge,
     /// Tasks alive in the node's runtime: a leak of tasks shows here first.
     pub tokio_alive_tasks: IntGauge,
-    /// Open file descriptors of the process (sockets included).
+    /// Open file descriptors of the process (sockets included), sampled at most
+    /// every [`FD_SAMPLE_EVERY`].
     pub process_open_fds: IntGauge,
+    fds_sampled_at: std::sync::Mutex<Option<std::time::Instant>>,
     pub process_cpu_seconds_total: prometheus::Gauge,
     /// Plays and successes per world behind `mission_success_rate`.
     mission_tally: std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>,
@@ -117,6 +122,7 @@ impl Metrics {
                 "User and system CPU time of the server process"
             )),
             mission_tally: Default::default(),
+            fds_sampled_at: Default::default(),
             registry,
         }
     }
@@ -132,15 +138,30 @@ impl Metrics {
         String::from_utf8(out).unwrap_or_default()
     }
 
+    /// Counts open descriptors, at most every [`FD_SAMPLE_EVERY`]: the count reads
+    /// one directory entry per descriptor, tens of thousands on a busy node, and
+    /// a scraper asking every second would pay that each time.
+    fn sample_open_fds(&self) {
+        let mut last = self
+            .fds_sampled_at
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if last.is_some_and(|t| t.elapsed() < FD_SAMPLE_EVERY) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            self.process_open_fds.set(fds.count() as i64);
+        }
+    }
+
     /// Reads RSS and CPU time from /proc (Linux); elsewhere they stay 0.
     fn sample_process(&self) {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             self.tokio_alive_tasks
                 .set(runtime.metrics().num_alive_tasks() as i64);
         }
-        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
-            self.process_open_fds.set(fds.count() as i64);
-        }
+        self.sample_open_fds();
         let page = 4096;
         if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
             if let Some(rss) = statm

@@ -626,7 +626,8 @@ async fn nodes_mid_secret_rotation_serve_every_player_and_drop_nobody() {
         .expect("match_found", |m| is!(m, ServerMsg::MatchFound))
         .await;
     assert_eq!(found.room, also.room);
-    bob.expect("question", |m| is!(m, ServerMsg::Question)).await;
+    bob.expect("question", |m| is!(m, ServerMsg::Question))
+        .await;
     // Nobody connected was dropped along the way.
     for c in [&mut ann, &mut bob, &mut cat] {
         c.barrier().await;
@@ -634,7 +635,10 @@ async fn nodes_mid_secret_rotation_serve_every_player_and_drop_nobody() {
     // The one thing a half-rolled cluster refuses: a new token on a node that
     // has not been given the new secret — why step 1 must reach every node first.
     let early = cluster.nodes[0].addr;
-    let url = format!("ws://{early}/ws?token={}", by_new.mint("dan", None, 60).expect("mint"));
+    let url = format!(
+        "ws://{early}/ws?token={}",
+        by_new.mint("dan", None, 60).expect("mint")
+    );
     match tokio_tungstenite::connect_async(url).await {
         Err(tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
         other => panic!("expected 401, got {other:?}"),

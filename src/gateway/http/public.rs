@@ -105,10 +105,13 @@ pub async fn ready(State(node): State<Arc<Node>>) -> Result<Json<Ready>, ApiErro
 
 /// `GET /metrics`: the Prometheus text format.
 pub async fn metrics(State(node): State<Arc<Node>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        node.metrics.render(),
-    )
+    // Rendering reads /proc, including one directory entry per open descriptor
+    // (tens of thousands on a busy node): off the runtime's workers, so a scrape
+    // never delays a room.
+    let text = tokio::task::spawn_blocking(move || node.metrics.render())
+        .await
+        .unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 /// `GET /api/matches/{id}`: the record of a finished match as the store keeps it
