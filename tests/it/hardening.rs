@@ -644,3 +644,85 @@ async fn nodes_mid_secret_rotation_serve_every_player_and_drop_nobody() {
         other => panic!("expected 401, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn tokens_not_valid_yet_or_issued_in_the_future_are_refused() {
+    use juno_server::gateway::auth::Claims;
+    let app = spawn_app(Backend::Sqlite).await;
+    let now = jsonwebtoken::get_current_timestamp();
+    let token = |nbf: Option<u64>, iat: Option<u64>| {
+        let claims = Claims {
+            sub: "ann".into(),
+            name: None,
+            exp: now + 3600,
+            nbf,
+            iat,
+        };
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .expect("encode")
+    };
+    for (what, t) in [
+        ("nbf in ten minutes", token(Some(now + 600), None)),
+        ("iat in ten minutes", token(None, Some(now + 600))),
+    ] {
+        match tokio_tungstenite::connect_async(app.ws_url(&t)).await {
+            Err(tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401, "{what}"),
+            other => panic!("{what}: expected 401, got {other:?}"),
+        }
+    }
+    // Within the minute of leeway both are fine.
+    let (ws, _) =
+        tokio_tungstenite::connect_async(app.ws_url(&token(Some(now + 30), Some(now + 30))))
+            .await
+            .expect("within the leeway");
+    Client::from_ws(ws, "ann").await;
+}
+
+#[tokio::test]
+async fn a_short_secret_stops_the_node_at_start_and_dev_mode_keeps_its_secret_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("juno-short-{:x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_juno-server"))
+        .env_clear()
+        .env("JUNO_JWT_SECRET", "x")
+        .env("JUNO_LISTEN", "127.0.0.1:0")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/juno.db", dir.display()),
+        )
+        .output()
+        .expect("run juno-server");
+    assert!(
+        !out.status.success(),
+        "a 1-byte secret must not start a node"
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("JUNO_JWT_SECRET") && said.contains("32 bytes"),
+        "{said}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let (node, dir) = single_node(&[("JUNO_JWT_SECRET", "")]).await;
+    let health: serde_json::Value = reqwest::get(node.url("/health"))
+        .await
+        .expect("http")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["status"], "ok");
+    let mode = std::fs::metadata(dir.0.join("juno-dev-secret"))
+        .expect("the dev secret beside the database")
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "only its owner may read the dev secret"
+    );
+}
