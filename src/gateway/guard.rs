@@ -97,11 +97,6 @@ impl Guard {
         })
     }
 
-    /// Open connections of `ip` now.
-    pub fn open_count(&self, ip: IpAddr) -> u32 {
-        self.open.get(&ip.to_canonical()).map_or(0, |n| *n)
-    }
-
     /// Whether `ip` has used up its refused upgrades for this minute.
     pub fn upgrades_blocked(&self, ip: IpAddr) -> bool {
         self.refused

@@ -165,20 +165,6 @@ impl Store {
         Ok(true)
     }
 
-    /// Records an authentication attempt.
-    pub async fn log_auth(
-        &self,
-        user: Option<&str>,
-        success: bool,
-        reason: &str,
-        ip: Option<&str>,
-    ) -> anyhow::Result<()> {
-        let sql = "INSERT INTO auth_logs (user_id, success, reason, ip, created_at) VALUES ($1, $2, $3, $4, $5)";
-        with_pool!(self, pool => sqlx::query(sql).bind(user).bind(success).bind(reason).bind(ip).bind(Utc::now()).execute(pool).await.map(|r| r.rows_affected()))
-            .context("writing auth log")?;
-        Ok(())
-    }
-
     /// Creates users on first sight and records their logins with a
     /// `session_start` event each: one transaction, two statements per batch.
     pub async fn record_logins(
@@ -416,30 +402,6 @@ impl Store {
             .context("storing notifications")?;
         }
         Ok(stored)
-    }
-
-    /// Which of `users` are at `level` or above (in one statement per batch).
-    pub async fn users_at_level(
-        &self,
-        users: &[String],
-        level: i32,
-    ) -> anyhow::Result<Vec<String>> {
-        let mut found = Vec::new();
-        for chunk in users.chunks(USERS_PER_STATEMENT) {
-            let rows: Vec<String> = with_pool!(self, pool => {
-                let mut q = QueryBuilder::new("SELECT user_id FROM users WHERE level >= ");
-                q.push_bind(level).push(" AND user_id IN (");
-                let mut list = q.separated(", ");
-                for u in chunk {
-                    list.push_bind(u);
-                }
-                q.push(")");
-                q.build_query_scalar::<String>().fetch_all(pool).await
-            })
-            .context("reading user levels")?;
-            found.extend(rows);
-        }
-        Ok(found)
     }
 }
 
