@@ -422,7 +422,16 @@ impl Host {
 
     /// Delivers everything the room produced.
     fn flush(&mut self) {
-        while let Some(output) = self.room.poll_output() {
+        let outputs: Vec<Output> = std::iter::from_fn(|| self.room.poll_output()).collect();
+        // Seats are free before anybody hears the result: a player who queues again
+        // the moment their `result` arrives must not find themselves still seated.
+        if let Some(summary) = outputs.iter().find_map(|o| match o {
+            Output::Finished(summary) => Some(summary),
+            _ => None,
+        }) {
+            self.free_seats(summary);
+        }
+        for output in outputs {
             match output {
                 Output::Broadcast(mut msg) => {
                     if let ServerMsg::Result(result) = &mut msg {
@@ -529,15 +538,20 @@ impl Host {
         )
     }
 
+    /// Frees the seats of a finished match's players (here and cluster-wide).
+    fn free_seats(&self, summary: &Summary) {
+        let room_id = self.room.id();
+        for p in &summary.players {
+            self.node.release_seat(&p.id, room_id);
+            self.node.cluster.directory.clear_sub_seat(&p.id, room_id);
+        }
+    }
+
     fn finish(&mut self, mut summary: Summary) {
         if !self.new_ratings.is_empty() {
             summary.result.rating = self.rate_changes();
         }
         let room_id = self.room.id().to_string();
-        for p in &summary.players {
-            self.node.release_seat(&p.id, &room_id);
-            self.node.cluster.directory.clear_sub_seat(&p.id, &room_id);
-        }
         if let Some(parent) = &self.parent {
             let winner = summary
                 .result
