@@ -22,8 +22,11 @@ left() { echo $((END - SECONDS)); }
 echo "soak: $MINUTES min on pid $SP"
 sample
 # 200 duels at a time, back to back, until the end.
-( while [ "$(left)" -gt 30 ]; do
-    "$LT" duels -n 200 --games 1000 --think-ms 400 --duration "$(( $(left) < 120 ? $(left) : 120 ))" $T >>"$WORK/duels.log" 2>&1 || true
+# Each run has its own user ids: a run cut off at its deadline leaves seats that
+# are kept for the reconnect window, and the next run must not inherit them.
+( run=0; while [ "$(left)" -gt 30 ]; do
+    run=$((run + 1))
+    "$LT" --tag "soak$run" duels -n 200 --games 1000 --think-ms 400 --duration "$(( $(left) < 120 ? $(left) : 120 ))" $T >>"$WORK/duels.log" 2>&1 || true
   done ) &
 # A raid of 300 players and 700 spectators every four minutes.
 ( while [ "$(left)" -gt 90 ]; do
