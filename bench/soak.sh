@@ -28,18 +28,22 @@ sample
     run=$((run + 1))
     "$LT" --tag "soak$run" duels -n 200 --games 1000 --think-ms 400 --duration "$(( $(left) < 120 ? $(left) : 120 ))" $T >>"$WORK/duels.log" 2>&1 || true
   done ) &
+LOAD=($!)
 # A raid of 300 players and 700 spectators every four minutes.
 ( while [ "$(left)" -gt 90 ]; do
     "$LT" raid --players 300 --spectators 700 --questions 5 --question-ms 2000 --countdown-ms 500 \
       --between-ms 300 --duration 60 $T >>"$WORK/raid.log" 2>&1 || true
     sleep 180
   done ) &
+LOAD+=($!)
 # Churn: 500 clients connect, ping, and drop, again and again.
 ( while [ "$(left)" -gt 25 ]; do
     "$LT" connect -n 500 --ping-secs 2 --duration 20 $T >>"$WORK/connect.log" 2>&1 || true
   done ) &
+LOAD+=($!)
 while [ "$(left)" -gt 0 ]; do sleep "$SAMPLE"; sample; done
-wait
+# The load's own loops only: a bare `wait` would wait for the server too.
+wait "${LOAD[@]}"
 echo "load stopped; after 20 s of quiet:"
 sleep 20
 sample
