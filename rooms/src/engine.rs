@@ -220,14 +220,7 @@ impl Room {
                 .and_then(Raid::due)
                 .is_some_and(|t| t <= now)
             {
-                if let Some(frame) = self
-                    .mode
-                    .raid_mut()
-                    .and_then(|raid| raid.flush(now, &self.spec.room))
-                {
-                    self.out
-                        .push_back(Output::Broadcast(ServerMsg::Boss(frame)));
-                }
+                self.flush_boss(now);
             }
             match self.clock {
                 Clock::OpensAt(t) if t <= now => self.open_question(now),
@@ -258,6 +251,18 @@ impl Room {
             boss: self.mode.raid().and_then(Raid::due),
             asked: self.asked,
             windows: (self.away.next(), self.away.len()),
+        }
+    }
+
+    /// Sends the raid's pending `boss` frame, if it has one (a raid only).
+    fn flush_boss(&mut self, now: Millis) {
+        if let Some(frame) = self
+            .mode
+            .raid_mut()
+            .and_then(|raid| raid.flush(now, &self.spec.room))
+        {
+            self.out
+                .push_back(Output::Broadcast(ServerMsg::Boss(frame)));
         }
     }
 

@@ -83,7 +83,8 @@ pub enum Reply {
     Remote(String),
 }
 
-/// Starts hosting `spec` on `node`; a tournament's duel reports its end to `parent`.
+/// Starts hosting `spec` on `node` (registered in the directory by the caller);
+/// a tournament's duel reports its end to `parent`.
 pub fn spawn(
     node: Arc<Node>,
     spec: RoomSpec,
@@ -106,7 +107,6 @@ pub fn spawn(
         .rooms_active
         .with_label_values(&[mode.as_str()])
         .inc();
-    node.cluster.directory.register_room(&spec.room, mode);
     let host = Host {
         room: Room::new(spec),
         node: node.clone(),
@@ -487,6 +487,10 @@ impl Host {
             remote,
         };
         let me = self.node.rooms.get(self.room.id()).map(|h| h.tx.clone());
+        // Created rooms are registered before their creator hears of them
+        // (`create_room`); a tournament's duel is announced by its own
+        // `match_found`, so a queued registration is enough.
+        self.node.cluster.directory.register_room(&room, Mode::Duel);
         spawn(self.node.clone(), spec, self.world.clone(), start, me);
     }
 

@@ -115,14 +115,7 @@ impl Room {
         let boss_down = self.mode.raid().is_some_and(|raid| raid.hp == 0);
         if boss_down {
             // The raid is won at once: report the killing blow, close, finish.
-            if let Some(frame) = self
-                .mode
-                .raid_mut()
-                .and_then(|raid| raid.flush(now, &self.spec.room))
-            {
-                self.out
-                    .push_back(Output::Broadcast(ServerMsg::Boss(frame)));
-            }
+            self.flush_boss(now);
             self.close_round(now);
         } else if pending == 0 {
             self.close_round(now);

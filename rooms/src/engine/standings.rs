@@ -39,14 +39,7 @@ impl Room {
 
     /// Ends the match at `now`: broadcasts `result` and hands over the summary.
     pub(super) fn finish(&mut self, now: Millis) {
-        if let Some(frame) = self
-            .mode
-            .raid_mut()
-            .and_then(|raid| raid.flush(now, &self.spec.room))
-        {
-            self.out
-                .push_back(Output::Broadcast(ServerMsg::Boss(frame)));
-        }
+        self.flush_boss(now);
         let ranked = self.final_ranking();
         let players = self.roster.all();
         let winner = match self.spec.mode {
