@@ -13,6 +13,7 @@
 
 mod bus;
 mod directory;
+pub mod journal;
 mod leaderboard;
 mod link;
 pub mod queue;
