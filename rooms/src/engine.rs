@@ -2,8 +2,9 @@
 //! [`Room`] itself — its public API, input dispatch, the log, the lobby, seats
 //! taken and given up, and the timers. The question cycle ([`round`]), the mode
 //! rules ([`duel`], [`royale`], [`raid`], [`tournament`]), the orderings
-//! ([`ranking`]), the end of a match ([`standings`]) and the spectators and
-//! reconnect windows ([`presence`]) live in submodules. Dependencies between the
+//! ([`ranking`]), the end of a match ([`standings`]), the spectators and
+//! reconnect windows ([`presence`]) and a failover's resumption ([`resume`])
+//! live in submodules. Dependencies between the
 //! submodules run one way: [`ranking`] and [`roster`] are leaves, the mode rules
 //! build on them, and [`standings`] on the mode rules.
 
@@ -11,6 +12,7 @@ mod duel;
 mod presence;
 mod raid;
 mod ranking;
+mod resume;
 mod roster;
 mod round;
 mod royale;
@@ -27,6 +29,7 @@ use crate::{Input, LogEntry, Millis, Output, RoomError, RoomSpec, Summary};
 use presence::{Audience, Away};
 use raid::Raid;
 pub use raid::BOSS_FANOUT_PER_SEC;
+pub use resume::RESUME_MIN_MS;
 use roster::Roster;
 use tournament::Bracket;
 
@@ -188,8 +191,8 @@ impl Room {
         &self.log
     }
 
-    /// Feeds one input at `now`. Accepted inputs that change the room are
-    /// logged, up to the end of the match: the log is the match's record, so
+    /// Feeds one input at `now`. Accepted inputs that change the room (or,
+    /// like [`Input::Resume`], send frames) are logged, up to the end of the match: the log is the match's record, so
     /// what happens after the end (spectators coming and going, players
     /// leaving the finished room) changes who is a member but is not logged.
     pub fn handle(&mut self, now: Millis, input: Input) -> Result<(), RoomError> {
@@ -385,10 +388,11 @@ impl Room {
         }
     }
 
-    /// Applies `input`; `Ok(true)` when the room changed (and the input is logged).
+    /// Applies `input`; `Ok(true)` when the room changed or sent frames (and the
+    /// input is logged).
     fn apply(&mut self, now: Millis, input: &Input) -> Result<bool, RoomError> {
         if self.phase == Phase::Finished {
-            return self.after_the_end(input);
+            return self.after_the_end(now, input);
         }
         match input {
             Input::Join { user, name } => self.join(now, user, name),
@@ -407,13 +411,19 @@ impl Room {
                 winner,
                 scores,
             } => self.duel_over(now, room, winner, scores),
+            // Logged although it may change nothing: it sends frames, which a
+            // replay must send again.
+            Input::Resume => {
+                self.resume(now);
+                Ok(true)
+            }
         }
     }
 
     /// An input once the match is over: only membership still changes (never
     /// logged: the record ended with the match). Every seat was freed by
     /// [`Output::Finished`], so nothing here frees one.
-    fn after_the_end(&mut self, input: &Input) -> Result<bool, RoomError> {
+    fn after_the_end(&mut self, now: Millis, input: &Input) -> Result<bool, RoomError> {
         match input {
             Input::Spectate { user } => {
                 self.spectate(user);
@@ -430,6 +440,10 @@ impl Room {
                 }
             }
             Input::Join { user, .. } if self.is_player(user) => {}
+            // Clients that reconnected to the adopter of a finished room see how it ended.
+            Input::Resume => {
+                self.resume(now);
+            }
             // Nobody holds a seat or a window any more, and nothing is seeded.
             Input::Disconnect { .. } | Input::Reconnect { .. } | Input::Rating { .. } => {}
             // Every question is closed once the match is over.
@@ -648,6 +662,11 @@ impl Room {
     fn send_lobby(&mut self, now: Millis) {
         self.lobby.due = None;
         self.lobby.last_sent = Some(now);
+        self.send_state(now);
+    }
+
+    /// Broadcasts `room_state` at `now` (lobby coalescing aside).
+    fn send_state(&mut self, now: Millis) {
         let state = self.room_state(now);
         self.out
             .push_back(Output::Broadcast(ServerMsg::RoomState(state)));

@@ -6,12 +6,21 @@
 //!
 //! A script is a room of any mode with small settings, then a sequence of
 //! steps: inputs from a few users, the clock moving (timers fired at their
-//! time, or late), and — for a tournament — the host reporting its duels'
-//! ends. After every call into the room [`play`] checks that:
+//! time, or late), a failover (the host dies, another rebuilds the room from
+//! its spec and log and feeds [`Input::Resume`]), and — for a tournament — the
+//! host reporting its duels' ends. After every call into the room [`play`]
+//! checks that:
 //!
 //! - nothing panics, and a refused input changes nothing (no output, no log);
 //!   an accepted input that is not logged sends nothing either, or a replay
-//!   would miss it;
+//!   would miss it — but for a `Resume` after the end, which re-sends
+//!   `room_state` only (to the adopter's reconnected clients) and is not
+//!   part of the record;
+//! - a room rebuilt from its spec and log before the end is the room that
+//!   died, field for field; `Resume` is accepted in every phase and sends
+//!   `room_state` as of now, then — while a question is open — that
+//!   question's frame with the same time left, at least
+//!   [`crate::RESUME_MIN_MS`];
 //! - `handle_timeout` leaves no timer due, acts (and logs) exactly when one
 //!   was due, and a room with no input left goes quiet after finitely many
 //!   timers;
@@ -20,7 +29,8 @@
 //!   lost hit points; a battle royale always has someone alive;
 //! - the phase only moves forward, with one `Started`; at most one `result`
 //!   broadcast, followed at once by the one `Output::Finished`, and nothing
-//!   at all after it (no output, no timer, no log entry);
+//!   at all after it (no output but a `Resume`'s `room_state`, no timer, no
+//!   log entry);
 //! - members are unique, counted right, and `members_version` moves whenever
 //!   they change;
 //! - seats add up as the host's directories count them: an accepted `Join`
@@ -35,7 +45,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use arbitrary::{Arbitrary, Result, Unstructured};
 use juno_protocol::{MatchResult, Mode, Phase, PlayerRef, Question, RoomOptions, ServerMsg};
 
-use crate::{replay, Input, LogEntry, Millis, Output, Pace, Room, RoomSpec, Settings, Summary};
+use crate::{
+    replay, Input, LogEntry, Millis, Output, Pace, Room, RoomSpec, Settings, Summary, RESUME_MIN_MS,
+};
 
 /// The users a script plays with: eight, so a tournament can fill its bracket,
 /// and the room's creator.
@@ -68,6 +80,12 @@ pub enum Step {
     Late(Millis),
     /// Every timer fires at its time until the room asks for none.
     RunOut,
+    /// The host dies: the clock moves forward by this many ms with no timer
+    /// fired (a host that stalled before it died), then a room rebuilt from
+    /// the spec and the log takes over at that room time and gets
+    /// [`Input::Resume`]. Timers already due fire at the next step that
+    /// fires timers, as the adopting host's would.
+    Failover(Millis),
     /// An input at the current time.
     Input(Input),
     /// `user` answers the question open now (0 if none is): right or wrong.
@@ -175,7 +193,10 @@ fn arbitrary_step(u: &mut Unstructured<'_>, spec: &RoomSpec) -> Result<Step> {
     let user = arbitrary_user(u)?;
     let step = match u.int_in_range(0u8..=21)? {
         0 => Step::Wait(u.int_in_range(0..=30)?),
-        1 | 2 => Step::Wait(u.int_in_range(0..=25_000)?),
+        1 => Step::Wait(u.int_in_range(0..=25_000)?),
+        // Was a second long `Wait`: a failover takes the same bytes, so the
+        // committed corpus still decodes to the same steps around it.
+        2 => Step::Failover(u.int_in_range(0..=25_000)?),
         3 => Step::Late(u.int_in_range(0..=25_000)?),
         4 => Step::RunOut,
         5 | 6 => {
@@ -306,6 +327,7 @@ impl Harness {
                 self.timeout();
             }
             Step::RunOut => self.run_out(),
+            Step::Failover(ms) => self.failover(*ms),
             Step::Input(input) => self.input(input.clone()),
             Step::AnswerOpen { user, right } => {
                 let q = self.room.room_state(self.now).question.map_or(0, |q| q.q);
@@ -381,10 +403,71 @@ impl Harness {
         }
     }
 
+    /// The host dies `ms` from now, having fired nothing since; a room rebuilt
+    /// from the spec and the log takes over and is resumed.
+    fn failover(&mut self, ms: Millis) {
+        self.now += ms;
+        if self.finished.is_none() {
+            // After the end the rebuilt room would lack the spectators who
+            // came and went unlogged: there the old room stands in for it.
+            let (adopter, _) = rebuild(self.room.spec().clone(), self.room.log());
+            assert_eq!(
+                format!("{adopter:?}"),
+                format!("{:?}", self.room),
+                "the room rebuilt from the log is not the room that died"
+            );
+            self.room = adopter;
+        }
+        self.input(Input::Resume);
+    }
+
+    /// What [`Input::Resume`] sent (`outs`, in order): `room_state` as of now,
+    /// then the open question's frame with as much time left as it shows.
+    fn check_resume(&self, outs: &[Output]) {
+        let state = self.room.room_state(self.now);
+        let question = state.question.clone();
+        assert_eq!(
+            outs.first(),
+            Some(&Output::Broadcast(ServerMsg::RoomState(state))),
+            "Resume does not send room_state first"
+        );
+        match question {
+            Some(question) => {
+                assert!(
+                    question.ms >= RESUME_MIN_MS,
+                    "Resume left {} ms to answer",
+                    question.ms
+                );
+                assert_eq!(
+                    outs.get(1..),
+                    Some(&[Output::Broadcast(ServerMsg::Question(question))][..]),
+                    "Resume does not re-send the open question"
+                );
+            }
+            None => assert_eq!(outs.len(), 1, "Resume sent more than room_state"),
+        }
+    }
+
     fn input(&mut self, input: Input) {
+        let resume = input == Input::Resume;
+        if resume && self.finished.is_some() {
+            // For the adopter's clients only: not logged, not replayed, so
+            // not part of `outs`.
+            let result = self.room.handle(self.now, input);
+            assert_eq!(result, Ok(()), "Resume refused after the end");
+            let outs: Vec<Output> = std::iter::from_fn(|| self.room.poll_output()).collect();
+            self.check_resume(&outs);
+            self.check();
+            return;
+        }
         let logged = self.room.log().len();
+        let before = self.outs.len();
         let result = self.room.handle(self.now, input.clone());
         let sent = self.drain();
+        if resume {
+            assert_eq!(result, Ok(()), "Resume refused");
+            self.check_resume(&self.outs[before..]);
+        }
         let log = self.room.log();
         match result {
             Err(e) => {
@@ -628,21 +711,7 @@ impl Harness {
             self.finished,
             "replay() does not reproduce the summary"
         );
-        let mut again = Room::new(spec);
-        let mut outs = Vec::new();
-        for entry in log {
-            match &entry.input {
-                Some(input) => {
-                    if let Err(e) = again.handle(entry.at, input.clone()) {
-                        panic!("logged {entry:?} refused on replay: {e:?}");
-                    }
-                }
-                None => again.handle_timeout(entry.at),
-            }
-            while let Some(out) = again.poll_output() {
-                outs.push(out);
-            }
-        }
+        let (again, outs) = rebuild(spec, log);
         if let Some(i) =
             (0..outs.len().max(self.outs.len())).find(|&i| outs.get(i) != self.outs.get(i))
         {
@@ -662,4 +731,24 @@ impl Harness {
         }
         assert_eq!(replayed, live, "replay ends in another state");
     }
+}
+
+/// A fresh room made from `spec` and fed `log`, as a replay or the host that
+/// adopts a room after a failover does it, and everything it output on the way.
+/// Every logged input must be accepted again.
+fn rebuild(spec: RoomSpec, log: &[LogEntry]) -> (Room, Vec<Output>) {
+    let mut room = Room::new(spec);
+    let mut outs = Vec::new();
+    for entry in log {
+        match &entry.input {
+            Some(input) => {
+                if let Err(e) = room.handle(entry.at, input.clone()) {
+                    panic!("logged {entry:?} refused on replay: {e:?}");
+                }
+            }
+            None => room.handle_timeout(entry.at),
+        }
+        outs.extend(std::iter::from_fn(|| room.poll_output()));
+    }
+    (room, outs)
 }

@@ -13,6 +13,18 @@
 //! in the log too. The host fans broadcasts out to [`Room::members`] (cached by
 //! [`Room::members_version`]), releases seats on [`Output::SeatFreed`], and
 //! closes a lobby once [`Room::is_empty_lobby`].
+//!
+//! Failover: when the node hosting a room dies, another node adopts it by
+//! feeding the room's spec and log to a fresh [`Room::new`] (the rebuilt room
+//! is the one that died, up to its last log entry). Time on the room's
+//! timeline stands still across the gap: the adopter goes on at the room time
+//! the old host died (at or after the last log entry), so countdowns, boss
+//! frames, lobby broadcasts and reconnect windows keep the time they had left.
+//! It then feeds [`Input::Resume`], which re-sends `room_state` and the open
+//! question (whose deadline it moves to at least [`RESUME_MIN_MS`] away, so
+//! players whose connection the move cut get a moment to answer), and calls
+//! [`Room::handle_timeout`] as usual for whatever was already due. `Resume` is
+//! logged like any input, so a second failover replays it exactly.
 
 #![warn(missing_docs)]
 
@@ -23,7 +35,7 @@ pub mod fuzzing;
 mod output;
 mod settings;
 
-pub use engine::{replay, Room, BOSS_FANOUT_PER_SEC};
+pub use engine::{replay, Room, BOSS_FANOUT_PER_SEC, RESUME_MIN_MS};
 pub use output::{LogEntry, Output, PlayerSummary, RoomError, Summary};
 pub use settings::{Pace, RoomSpec, Settings, DEFAULT_RECONNECT_MS};
 
@@ -148,11 +160,36 @@ pub enum Input {
         /// Each duel player's point total.
         scores: Vec<(String, u64)>,
     },
+    /// The host adopted the room after a failover: it rebuilt it from its spec
+    /// and log on a fresh [`Room::new`] and goes on at the room time the old
+    /// host died (at or after the last log entry: the room's timeline stands
+    /// still across the gap). The room then
+    ///
+    /// - gives an open question at least [`RESUME_MIN_MS`] more: a deadline
+    ///   sooner than `now + RESUME_MIN_MS` (or already past) moves there.
+    ///   Answers still score by the time since the question opened
+    ///   ([`points`], 100 at the least past the question's time);
+    /// - broadcasts `room_state` (its `question.ms` counting to the new
+    ///   deadline) and then, while a question is open, its `question` frame
+    ///   again with `ms` left, so clients that reconnected to the adopter
+    ///   see where the match stands.
+    ///
+    /// Every other timer — a countdown or the pause before the next question,
+    /// a held-back `boss` frame or lobby `room_state`, reconnect windows —
+    /// keeps its time, and one already due does not fire here: the host calls
+    /// [`Room::handle_timeout`] after it, as always. Accepted in every phase:
+    /// in the lobby and in a tournament (whose `room_state` carries the
+    /// bracket; its duels are rooms of their own, each resumed by its own
+    /// `Resume`) it only broadcasts `room_state`. Logged up to the end of the
+    /// match, so a second failover replays it exactly; in a finished room it
+    /// broadcasts `room_state` and is not logged.
+    Resume,
 }
 
 impl Input {
     /// The user the input is about: who acts, or whom the host reports on;
-    /// `None` for [`Input::DuelOver`], which is about a child room.
+    /// `None` for [`Input::DuelOver`], which is about a child room, and for
+    /// [`Input::Resume`], which is about the whole room.
     pub fn user(&self) -> Option<&str> {
         match self {
             Input::Join { user, .. }
@@ -166,7 +203,7 @@ impl Input {
             | Input::Reconnect { user }
             | Input::Rating { user, .. }
             | Input::Abandon { user } => Some(user),
-            Input::DuelOver { .. } => None,
+            Input::DuelOver { .. } | Input::Resume => None,
         }
     }
 }

@@ -207,6 +207,14 @@ impl Bracket {
         })
     }
 
+    /// Whether the duel `room` was played and its end reported.
+    fn reported(&self, room: &str) -> bool {
+        self.rounds
+            .iter()
+            .flatten()
+            .any(|s| s.room.as_deref() == Some(room) && s.winner.is_some())
+    }
+
     /// The duel `user` is playing right now, if any.
     fn running_duel_of(&self, user: &str) -> Option<String> {
         self.rounds
@@ -331,6 +339,14 @@ impl Room {
             return Err(RoomError::NotAllowed("no tournament duel is running"));
         }
         let Some((r, i)) = bracket.running(room) else {
+            // A host that adopted the tournament after a failover may report a
+            // duel the log already has: refused, so it neither adds its points
+            // nor moves its winner on twice.
+            if bracket.reported(room) {
+                return Err(RoomError::Invalid(format!(
+                    "duel {room} was already reported"
+                )));
+            }
             return Err(RoomError::Invalid(format!("no running duel {room}")));
         };
         let slot = &bracket.rounds[r][i];

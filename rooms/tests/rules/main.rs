@@ -4,6 +4,7 @@
 mod common;
 
 mod duel;
+mod failover;
 mod fuzz_corpus;
 mod presence;
 mod props;
