@@ -13,7 +13,7 @@ use crate::is;
 use crate::procs::*;
 use crate::support::*;
 
-async fn demo_key(cluster: &ClusterProcs) -> Arc<HashMap<String, u32>> {
+pub(crate) async fn demo_key(cluster: &ClusterProcs) -> Arc<HashMap<String, u32>> {
     let pool = sqlx::PgPool::connect(&cluster.database_url)
         .await
         .expect("pg");

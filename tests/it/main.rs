@@ -8,6 +8,7 @@ mod support;
 mod cluster;
 mod connection;
 mod duel;
+mod failover;
 mod hardening;
 mod http_api;
 mod http_errors;

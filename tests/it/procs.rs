@@ -58,6 +58,37 @@ impl NodeProc {
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
+    /// SIGKILL: the node dies at once, without draining or a word to the cluster.
+    /// Returns once the process is gone.
+    pub fn kill(&mut self) {
+        self.proc.child.kill().expect("SIGKILL the node");
+        let _ = self.proc.child.wait();
+    }
+
+    /// SIGSTOP: the node freezes (its sockets stay open, nothing answers) until
+    /// [`NodeProc::cont`]. Returns once the kernel shows the process stopped.
+    pub fn stop(&self) {
+        signal(self.proc.child.id(), "STOP");
+        let stat = format!("/proc/{}/stat", self.proc.child.id());
+        for _ in 0..200 {
+            // The state is the field after the parenthesised command name.
+            let state = std::fs::read_to_string(&stat).unwrap_or_default();
+            if state
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('T'))
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("node {} did not stop on SIGSTOP", self.id);
+    }
+
+    /// SIGCONT: a node frozen by [`NodeProc::stop`] runs again.
+    pub fn cont(&self) {
+        signal(self.proc.child.id(), "CONT");
+    }
+
     /// Waits for the process to exit; returns its exit code.
     pub async fn exit_code(&mut self, within: Duration) -> Option<i32> {
         let deadline = tokio::time::Instant::now() + within;
@@ -69,6 +100,16 @@ impl NodeProc {
         }
         None
     }
+}
+
+/// Sends `sig` (a name such as `STOP`) to `pid` with kill(1).
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill(1) runs");
+    assert!(status.success(), "kill -{sig} {pid}: {status}");
 }
 
 /// A group of nodes sharing one Postgres database and one Redis.
@@ -283,11 +324,18 @@ fn spawn_node(
 }
 
 pub async fn connect_at(addr: SocketAddr, user: &str) -> Client {
+    try_connect_at(addr, user)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Like [`connect_at`], but a refused connection or upgrade is an `Err` (to retry).
+pub async fn try_connect_at(addr: SocketAddr, user: &str) -> Result<Client, String> {
     let url = format!("ws://{addr}/ws?token={}", ClusterProcs::token(user));
     let (ws, _) = tokio_tungstenite::connect_async(url)
         .await
-        .unwrap_or_else(|e| panic!("{user} connecting to {addr}: {e}"));
-    Client::from_ws(ws, user).await
+        .map_err(|e| format!("{user} connecting to {addr}: {e}"))?;
+    Ok(Client::from_ws(ws, user).await)
 }
 
 /// nginx in front of the nodes, configured by the repo's deploy file.
