@@ -67,6 +67,9 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Open connections per client address; beyond it, 429 (`JUNO_MAX_CONNS_PER_IP`).
     pub max_conns_per_ip: usize,
+    /// How long a node that stopped beating still counts as alive; after it,
+    /// other nodes adopt its rooms (`JUNO_NODE_TTL_MS`, WIRE.md §5).
+    pub node_ttl: Duration,
 }
 
 impl Default for Config {
@@ -94,6 +97,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             header_timeout: Duration::from_secs(10),
             max_conns_per_ip: 500,
+            node_ttl: Duration::from_millis(3000),
         }
     }
 }
@@ -202,6 +206,12 @@ impl Config {
         }
         if let Some(v) = get("JUNO_EVENTS_FILE").filter(|v| !v.is_empty()) {
             c.events_file = PathBuf::from(v);
+        }
+        if let Some(v) = num("JUNO_NODE_TTL_MS")? {
+            if v < 300 {
+                bail!("JUNO_NODE_TTL_MS must be at least 300");
+            }
+            c.node_ttl = Duration::from_millis(v);
         }
         if let Some(v) = num("JUNO_FINISHED_ROOM_SECS")? {
             c.finished_linger = Duration::from_secs(v);

@@ -76,7 +76,10 @@ impl Server {
         let auth = Arc::new(auth);
         let spool = spool_path(&config);
         let cluster = match &config.redis_url {
-            Some(url) => Cluster::connect(url, &config.node_id, &config.redis_prefix).await?,
+            Some(url) => {
+                Cluster::connect(url, &config.node_id, &config.redis_prefix, config.node_ttl)
+                    .await?
+            }
             None => Cluster::local(&config.node_id),
         };
         let difficulty = Difficulty::builtin(config.policy_url.as_deref())?;

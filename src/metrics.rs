@@ -34,6 +34,18 @@ pub struct Metrics {
     pub process_open_fds: IntGauge,
     fds_sampled_at: std::sync::Mutex<Option<std::time::Instant>>,
     pub process_cpu_seconds_total: prometheus::Gauge,
+    /// Failover (WIRE.md §5): rooms this node took over from a dead node.
+    pub rooms_adopted_total: IntCounter,
+    /// Death seen → the adopted room's first frame out.
+    pub adoption_seconds: prometheus::Histogram,
+    /// Rooms this node stopped hosting because another node took them over.
+    pub leases_lost_total: IntCounter,
+    /// Writes to rooms' logs, and their bytes.
+    pub room_log_appends_total: IntCounter,
+    pub room_log_bytes_total: IntCounter,
+    /// Per room, when it closes: its log's writes and bytes.
+    pub room_log_appends: prometheus::Histogram,
+    pub room_log_bytes: prometheus::Histogram,
     /// Plays and successes per world behind `mission_success_rate`.
     mission_tally: std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>,
 }
@@ -120,6 +132,39 @@ impl Metrics {
             process_cpu_seconds_total: reg!(prometheus::Gauge::new(
                 "process_cpu_seconds_total",
                 "User and system CPU time of the server process"
+            )),
+            rooms_adopted_total: reg!(IntCounter::new(
+                "rooms_adopted_total",
+                "Rooms this node took over from a node that died"
+            )),
+            adoption_seconds: reg!(prometheus::Histogram::with_opts(
+                HistogramOpts::new(
+                    "adoption_seconds",
+                    "From a node's death seen to its adopted room's first frame"
+                )
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0
+                ])
+            )),
+            leases_lost_total: reg!(IntCounter::new(
+                "leases_lost_total",
+                "Rooms this node stopped hosting because another node took them over"
+            )),
+            room_log_appends_total: reg!(IntCounter::new(
+                "room_log_appends_total",
+                "Writes to rooms' logs in Redis"
+            )),
+            room_log_bytes_total: reg!(IntCounter::new(
+                "room_log_bytes_total",
+                "Bytes written to rooms' logs in Redis"
+            )),
+            room_log_appends: reg!(prometheus::Histogram::with_opts(
+                HistogramOpts::new("room_log_appends", "Log writes per room, when it closes")
+                    .buckets(prometheus::exponential_buckets(1.0, 4.0, 10).unwrap_or_default())
+            )),
+            room_log_bytes: reg!(prometheus::Histogram::with_opts(
+                HistogramOpts::new("room_log_bytes", "Log bytes per room, when it closes")
+                    .buckets(prometheus::exponential_buckets(256.0, 4.0, 10).unwrap_or_default())
             )),
             mission_tally: Default::default(),
             fds_sampled_at: Default::default(),

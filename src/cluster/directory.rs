@@ -254,14 +254,28 @@ impl Directory {
         total
     }
 
-    /// Adds a renewal of every lease this node holds to `pipe`.
+    /// Forgets `room` here only: another node adopted it, and the shared
+    /// entries (its locator, its players' seats) are that node's now.
+    pub fn forget_room_here(&self, room: &str) {
+        self.rooms.remove(room);
+        self.seats.retain(|_, r| r != room);
+        self.subs.retain(|_, r| r != room);
+    }
+
+    /// Adds a renewal of every lease this node holds to `pipe`. A room's locator
+    /// is renewed only while its lease is this node's, so a node that woke up
+    /// after losing a room does not point the cluster back at itself.
     pub(crate) fn renew_leases(&self, redis: &Link, pipe: &mut redis::Pipeline) {
         for room in self.rooms.iter() {
-            pipe.add_command(lease(
-                &redis.key(&["room", room.key()]),
-                &format!("{}|{}", self.node_id, room.value().as_str()),
-            ))
-            .ignore();
+            pipe.cmd("EVAL")
+                .arg(super::journal::RENEW_ROOM_LUA)
+                .arg(2)
+                .arg(redis.key(&["room", room.key()]))
+                .arg(redis.key(&["lease", room.key()]))
+                .arg(format!("{}|{}", self.node_id, room.value().as_str()))
+                .arg(&self.node_id)
+                .arg(LEASE_SECS)
+                .ignore();
         }
         for seat in self.seats.iter() {
             pipe.add_command(lease(&redis.key(&["seat", seat.key()]), seat.value()))

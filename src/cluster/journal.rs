@@ -36,7 +36,6 @@ pub(crate) struct Scripts {
     pub commit: Script,
     pub adopt: Script,
     pub close: Script,
-    pub renew_room: Script,
 }
 
 /// Appends a batch if the lease is ours (-1 if another node's or another
@@ -117,7 +116,6 @@ impl Scripts {
             commit: Script::new(COMMIT_LUA),
             adopt: Script::new(ADOPT_LUA),
             close: Script::new(CLOSE_LUA),
-            renew_room: Script::new(RENEW_ROOM_LUA),
         }
     }
 }
@@ -275,7 +273,9 @@ pub struct Orphan {
 /// Looks for nodes whose heartbeat expired and lists the rooms they held
 /// (children of a tournament are left to whoever adopts their parent).
 pub(crate) async fn find_orphans(link: &Link) -> anyhow::Result<Vec<Orphan>> {
-    let beats: Vec<String> = link.request(redis::cmd("HKEYS").arg(link.key(&["beat"]))).await?;
+    let beats: Vec<String> = link
+        .request(redis::cmd("HKEYS").arg(link.key(&["beat"])))
+        .await?;
     let mut orphans = Vec::new();
     for node in beats.into_iter().filter(|n| *n != link.node_id) {
         let alive: bool = link

@@ -4,9 +4,11 @@
 //! Each has a local backend and a Redis backend (`REDIS_URL` set); callers never
 //! ask which.
 //!
-//! With Redis, a heartbeat says this node is alive (a key with a TTL of three
-//! beats, so one late beat is not death), renews this node's leases, and when
-//! Redis comes back empty re-registers everything the node owns.
+//! With Redis, a heartbeat says this node is alive (a key that expires after
+//! `JUNO_NODE_TTL_MS`, beaten three times as often, so one late beat is not
+//! death), renews this node's leases, looks for nodes whose key expired (their
+//! rooms are [`Orphan`]s the game layer adopts through the [`journal`]), and
+//! when Redis comes back empty re-registers everything the node owns.
 //!
 //! This layer knows nothing of rooms' rules, connections or HTTP: what it needs
 //! from the node (its users, its connection count) comes through [`LocalNode`].
@@ -23,13 +25,13 @@ use std::time::Duration;
 
 pub use bus::{Bus, Inbox};
 pub use directory::Directory;
+pub use journal::{Adopted, Batch, Committed, Orphan, RoomLog};
 pub use leaderboard::{Board, BoardRows, Weekly};
 use link::{Link, REQUEST_TIMEOUT};
 pub use queue::{DuelQueue, Seated};
 
-/// How often a node says it is alive; its key lives three beats.
-const HEARTBEAT: Duration = Duration::from_secs(2);
-const ALIVE_TTL_SECS: u64 = 6;
+/// The longest between two beats, however long the node TTL.
+const MAX_HEARTBEAT: Duration = Duration::from_secs(2);
 /// How often leases are renewed (well inside their 30 s).
 const LEASE_RENEW: Duration = Duration::from_secs(10);
 
@@ -69,12 +71,20 @@ pub struct Cluster {
     pub bus: Bus,
     pub board: Board,
     redis: Option<Arc<Link>>,
+    scripts: Arc<journal::Scripts>,
+    /// `JUNO_NODE_TTL_MS`: how long the `alive` key lives after a beat.
+    node_ttl: Duration,
+    /// Rooms of dead nodes, found by the heartbeat, for the game layer to adopt.
+    orphans: (
+        tokio::sync::mpsc::UnboundedSender<Orphan>,
+        std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Orphan>>>,
+    ),
 }
 
 impl Cluster {
     /// A node on its own: local directories and queue, a loopback bus.
     pub fn local(node_id: &str) -> (Cluster, Inbox) {
-        Cluster::with(node_id, None)
+        Cluster::with(node_id, None, Duration::from_secs(3))
     }
 
     /// Joins the cluster of nodes sharing the Redis at `url` under `prefix`.
@@ -84,12 +94,13 @@ impl Cluster {
         url: &str,
         node_id: &str,
         prefix: &str,
+        node_ttl: Duration,
     ) -> anyhow::Result<(Cluster, Inbox)> {
         let link = Link::connect(url, node_id, prefix).await?;
-        Ok(Cluster::with(node_id, Some(link)))
+        Ok(Cluster::with(node_id, Some(link), node_ttl))
     }
 
-    fn with(node_id: &str, redis: Option<Arc<Link>>) -> (Cluster, Inbox) {
+    fn with(node_id: &str, redis: Option<Arc<Link>>, node_ttl: Duration) -> (Cluster, Inbox) {
         let (bus, inbox) = Bus::new(node_id, redis.clone());
         let queue = match &redis {
             Some(link) => DuelQueue::Redis(queue::RedisQueue::new(link.clone())),
@@ -101,8 +112,95 @@ impl Cluster {
             bus,
             board: Board::new(redis.clone()),
             redis,
+            scripts: Arc::new(journal::Scripts::new()),
+            node_ttl,
+            orphans: {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                (tx, std::sync::Mutex::new(Some(rx)))
+            },
         };
         (cluster, inbox)
+    }
+
+    /// Whether rooms here are logged in Redis and can be adopted (cluster mode).
+    pub fn is_durable(&self) -> bool {
+        self.redis.is_some()
+    }
+
+    /// The log and lease of a room this node hosts under `epoch` (1 for a new
+    /// room); `None` on a node on its own, whose rooms end with it.
+    pub fn room_log(
+        &self,
+        room: &str,
+        mode: &str,
+        parent: Option<&str>,
+        epoch: u64,
+    ) -> Option<RoomLog> {
+        let link = self.redis.clone()?;
+        Some(RoomLog::new(
+            link,
+            self.scripts.clone(),
+            self.node_ttl,
+            room,
+            mode,
+            parent,
+            epoch,
+        ))
+    }
+
+    /// Takes `room` over from the dead node `dead`: its log, if this node won it.
+    pub async fn adopt(&self, room: &str, dead: &str) -> Option<Adopted> {
+        let link = self.redis.as_ref()?;
+        match journal::adopt(link, &self.scripts, room, dead).await {
+            Ok(adopted) => adopted,
+            Err(e) => {
+                tracing::warn!(%room, %dead, error = %format!("{e:#}"), "adopting a room");
+                None
+            }
+        }
+    }
+
+    /// The rooms of dead nodes as the heartbeat finds them (taken once, by the game layer).
+    pub fn take_orphans(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Orphan>> {
+        self.orphans.1.lock().ok()?.take()
+    }
+
+    /// Which of `users` are connected to a live node, and where (presence).
+    pub async fn where_are(&self, users: &[String]) -> std::collections::HashMap<String, String> {
+        let mut found = std::collections::HashMap::new();
+        let Some(link) = &self.redis else {
+            return found;
+        };
+        if users.is_empty() {
+            return found;
+        }
+        let mut cmd = redis::cmd("MGET");
+        for user in users {
+            cmd.arg(link.key(&["user", user]));
+        }
+        let Ok(nodes) = link.request::<Vec<Option<String>>>(&cmd).await else {
+            return found;
+        };
+        let mut alive: std::collections::HashMap<String, bool> = Default::default();
+        for (user, node) in users.iter().zip(nodes) {
+            let Some(node) = node else { continue };
+            let live = match alive.get(&node) {
+                Some(live) => *live,
+                None => {
+                    let live = node == link.node_id
+                        || link
+                            .request::<bool>(redis::cmd("EXISTS").arg(link.key(&["alive", &node])))
+                            .await
+                            .unwrap_or(false);
+                    alive.insert(node.clone(), live);
+                    live
+                }
+            };
+            if live {
+                found.insert(user.clone(), node);
+            }
+        }
+        found
     }
 
     /// This node's id.
@@ -148,11 +246,17 @@ impl Cluster {
     }
 }
 
-/// Beats every [`HEARTBEAT`]; renews leases every [`LEASE_RENEW`], and re-registers
-/// everything this node owns when Redis comes back empty.
+/// Beats three times per node TTL; renews leases every [`LEASE_RENEW`],
+/// re-registers everything this node owns when Redis comes back empty, and
+/// hands the rooms of nodes that stopped beating to the game layer.
 async fn heartbeat_loop(cluster: Weak<Cluster>, node: Weak<dyn LocalNode>) {
     let mut since_renew = Duration::ZERO;
-    let mut tick = tokio::time::interval(HEARTBEAT);
+    let beat_every = match cluster.upgrade() {
+        Some(c) => (c.node_ttl / 3).clamp(Duration::from_millis(100), MAX_HEARTBEAT),
+        None => return,
+    };
+    let mut tick = tokio::time::interval(beat_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let (Some(cluster), Some(node)) = (cluster.upgrade(), node.upgrade()) else {
@@ -188,15 +292,21 @@ async fn heartbeat_loop(cluster: Weak<Cluster>, node: Weak<dyn LocalNode>) {
         pipe.cmd("SET")
             .arg(&alive_key)
             .arg(1)
-            .arg("EX")
-            .arg(ALIVE_TTL_SECS)
+            .arg("PX")
+            .arg(cluster.node_ttl.as_millis() as u64)
+            .ignore();
+        // When it last beat: an adopter resumes the room's clock from here.
+        pipe.cmd("HSET")
+            .arg(link.key(&["beat"]))
+            .arg(&link.node_id)
+            .arg(chrono::Utc::now().timestamp_millis())
             .ignore();
         pipe.cmd("HSET")
             .arg(link.key(&["nodes"]))
             .arg(&link.node_id)
             .arg(node.connections())
             .ignore();
-        since_renew += HEARTBEAT;
+        since_renew += beat_every;
         let resync = link.take_resync();
         if resync || since_renew >= LEASE_RENEW {
             since_renew = Duration::ZERO;
@@ -215,7 +325,16 @@ async fn heartbeat_loop(cluster: Weak<Cluster>, node: Weak<dyn LocalNode>) {
         match pipe.query_async::<()>(&mut conn).await {
             // Presence and seats are back: the queue can tell which tickets to put back.
             Ok(()) if resync => cluster.queue.restore().await,
-            Ok(()) => {}
+            Ok(()) => match journal::find_orphans(link).await {
+                Ok(orphans) => {
+                    for orphan in orphans {
+                        let _ = cluster.orphans.0.send(orphan);
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %format!("{e:#}"), "looking for dead nodes' rooms")
+                }
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "heartbeat failed");
                 link.set_healthy(false);

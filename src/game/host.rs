@@ -5,6 +5,12 @@
 //! the directories' seats in step with the room, and hands finished matches to
 //! the outbox. The rules — who is a member, the reconnect window, spectators —
 //! are the room's; the host only knows where each member is connected.
+//!
+//! In a cluster the room is durable (WIRE.md §5 Failover): what the room does
+//! is first held as [`Effect`]s, the inputs behind them are committed to the
+//! room's log in Redis (one write for whatever queued up meanwhile), and only
+//! then do frames, seats and results go out. A commit refused because another
+//! node holds a later epoch stops the host on the spot: nothing more goes out.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -14,15 +20,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use juno_protocol::{encode, ErrorCode, MatchFound, Mode, Phase, PlayerRef, ServerMsg};
-use juno_rooms::{Input, Millis, Output, Room, RoomError, RoomSpec, Summary};
+use juno_rooms::{Input, LogEntry, Millis, Output, Room, RoomError, RoomSpec, Summary};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
 use bytes::Bytes;
 
-use super::inbound::BusMsg;
+use super::inbound::{BusMsg, Fence};
 use super::sessions::ConnHandle;
 use super::{Node, RoomHandle, RoomStart};
+use crate::cluster::{Batch, Committed, RoomLog};
 use crate::model::rating::{self, Rating};
 use crate::model::MatchRecord;
 
@@ -83,6 +90,37 @@ pub enum Reply {
     Remote(String),
 }
 
+/// How a room is made, written first in its log: with the inputs after it, an
+/// adopter rebuilds the room exactly.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RoomHeader {
+    pub spec: RoomSpec,
+    pub world: String,
+    pub created: DateTime<Utc>,
+}
+
+/// Where a new host's room comes from.
+pub enum Begin {
+    /// A new room, with its first players.
+    New(RoomStart),
+    /// A room rebuilt from a dead node's log (see [`super::adopt`]).
+    Adopted(Adoption),
+}
+
+/// What an adopter knows when it starts hosting a rebuilt room.
+pub struct Adoption {
+    pub created: DateTime<Utc>,
+    pub started: Option<DateTime<Utc>>,
+    /// Room time at the old host's death: the clock goes on from here.
+    pub resume_at: Millis,
+    /// Members connected to other live nodes (everyone else connected here or gone).
+    pub remote: HashMap<String, String>,
+    /// Players connected nowhere: their reconnect window starts now.
+    pub gone: Vec<String>,
+    /// When the death was seen, for `adoption_seconds`.
+    pub detected: Instant,
+}
+
 /// Starts hosting `spec` on `node` (registered in the directory by the caller);
 /// a tournament's duel reports its end to `parent`.
 pub fn spawn(
@@ -92,13 +130,59 @@ pub fn spawn(
     start: RoomStart,
     parent: Option<mpsc::Sender<RoomCmd>>,
 ) {
+    let log = node
+        .cluster
+        .room_log(&spec.room, spec.mode.as_str(), spec.parent.as_deref(), 1);
+    let room = Room::new(spec);
+    host(
+        node,
+        room,
+        world,
+        Utc::now(),
+        log,
+        parent,
+        Begin::New(start),
+    );
+}
+
+/// Hosts `room`, rebuilt from its log (which this node now writes under a
+/// new epoch); returns its command channel.
+pub fn spawn_adopted(
+    node: Arc<Node>,
+    room: Room,
+    world: String,
+    log: RoomLog,
+    adoption: Adoption,
+    parent: Option<mpsc::Sender<RoomCmd>>,
+) -> mpsc::Sender<RoomCmd> {
+    let created = adoption.created;
+    host(
+        node,
+        room,
+        world,
+        created,
+        Some(log),
+        parent,
+        Begin::Adopted(adoption),
+    )
+}
+
+fn host(
+    node: Arc<Node>,
+    room: Room,
+    world: String,
+    created_wall: DateTime<Utc>,
+    log: Option<RoomLog>,
+    parent: Option<mpsc::Sender<RoomCmd>>,
+    begin: Begin,
+) -> mpsc::Sender<RoomCmd> {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-    let mode = spec.mode;
+    let mode = room.mode();
     let finished = Arc::new(AtomicBool::new(false));
     node.rooms.insert(
-        spec.room.clone(),
+        room.id().to_string(),
         RoomHandle {
-            tx,
+            tx: tx.clone(),
             mode,
             finished: finished.clone(),
         },
@@ -107,11 +191,19 @@ pub fn spawn(
         .rooms_active
         .with_label_values(&[mode.as_str()])
         .inc();
+    let header = log.as_ref().map(|_| {
+        encode_named(&RoomHeader {
+            spec: room.spec().clone(),
+            world: world.clone(),
+            created: created_wall,
+        })
+    });
     let host = Host {
-        room: Room::new(spec),
+        room,
         node: node.clone(),
         epoch: Instant::now(),
-        created_wall: Utc::now(),
+        base: 0,
+        created_wall,
         started_wall: None,
         last_now: 0,
         world,
@@ -123,15 +215,27 @@ pub fn spawn(
         finished,
         closed: false,
         parent,
+        pending: Vec::new(),
+        log,
+        header,
+        logged: 0,
+        durable: false,
+        origin_changed: true,
+        adopted_at: None,
+        appends: 0,
+        log_bytes: 0,
     };
-    node.room_tasks.spawn(host.run(rx, start));
+    node.room_tasks.spawn(host.run(rx, begin));
+    tx
 }
 
 struct Host {
     node: Arc<Node>,
     room: Room,
-    /// Room time 0.
+    /// The instant of room time `base`.
     epoch: Instant,
+    /// Room time at `epoch`: 0 for a new room, the time of death for an adopted one.
+    base: Millis,
     created_wall: DateTime<Utc>,
     started_wall: Option<DateTime<Utc>>,
     /// Room time only moves forward, even if commands arrive stamped out of order.
@@ -155,6 +259,61 @@ struct Host {
     closed: bool,
     /// The tournament this duel belongs to.
     parent: Option<mpsc::Sender<RoomCmd>>,
+    /// What the room did since the last commit, in order, held until the
+    /// inputs behind it are in the log.
+    pending: Vec<Effect>,
+    /// The room's log and lease in Redis; `None` on a node on its own.
+    log: Option<RoomLog>,
+    /// The encoded [`RoomHeader`] (with `log`).
+    header: Option<Vec<u8>>,
+    /// How many of the room's log entries are durable.
+    logged: usize,
+    /// Whether the lease and header exist (else the next commit writes the whole log).
+    durable: bool,
+    /// The room's time 0 moved (start, adoption, an outage): the lease records it.
+    origin_changed: bool,
+    /// An adopted room's death detection, until its first frame goes out.
+    adopted_at: Option<Instant>,
+    /// Commits and their bytes, for the per-room log metrics.
+    appends: u64,
+    log_bytes: u64,
+}
+
+/// Something the room did, held until its inputs are durable.
+enum Effect {
+    /// The direct answer to a client's command.
+    Reply(Reply, String, Bytes),
+    /// A frame for one member.
+    Deliver(String, Bytes),
+    /// One frame for several users (`match_found`).
+    DeliverMany(Vec<String>, Bytes),
+    /// What the rules produced.
+    Room(Output),
+    /// A player took a seat.
+    Seated(String),
+    /// A join failed: the reserved seat goes back.
+    ReleaseSeat(String),
+    /// An adopted room's player: their seat points here now.
+    Reseat(String),
+}
+
+/// A finished room, or a long outage, makes the room's clock jump: a hold
+/// longer than this resumes the room like an adoption (fresh `room_state`, the
+/// open question again with its time left).
+const LONG_HOLD: Duration = Duration::from_secs(1);
+
+/// Commands taken from the queue before one commit: enough to batch a raid's
+/// burst of answers into a few writes, few enough to keep each write small.
+const BATCH: usize = 256;
+
+fn encode_named<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Invariant: headers and log entries are plain serde data with string keys.
+    rmp_serde::to_vec_named(value).expect("room log data always encodes")
+}
+
+/// Encodes a batch of log entries as one log element.
+pub fn encode_entries(entries: &[LogEntry]) -> Vec<u8> {
+    encode_named(&entries)
 }
 
 /// A room's broadcast recipients: connections on this node, and the members on
@@ -164,31 +323,62 @@ struct Fanout {
     remote: Vec<(String, Vec<String>)>,
 }
 
+/// Why a host stops.
+enum Stop {
+    /// Its match is over, or it closed, or its channel did.
+    Done,
+    /// Another node holds the room now.
+    Fenced,
+}
+
 impl Host {
-    async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>, start: RoomStart) {
-        self.begin(start);
-        self.flush();
-        while !self.should_exit() {
+    async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>, begin: Begin) {
+        match begin {
+            Begin::New(start) => self.begin(start),
+            Begin::Adopted(adoption) => self.begin_adopted(adoption),
+        }
+        let stop = loop {
+            if !self.commit().await {
+                break Stop::Fenced;
+            }
+            self.release();
+            if self.should_exit() {
+                break Stop::Done;
+            }
             let wake = self.next_wake();
             tokio::select! {
+                biased;
                 cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.on_command(cmd),
-                    None => break,
+                    Some(cmd) => {
+                        self.on_command(cmd);
+                        // Whatever queued meanwhile goes into the same commit.
+                        for _ in 1..BATCH {
+                            match rx.try_recv() {
+                                Ok(cmd) => self.on_command(cmd),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    None => break Stop::Done,
                 },
                 _ = sleep_until(wake.unwrap_or_else(far_future)), if wake.is_some() => self.on_timer(),
             }
-            self.flush();
+        };
+        match stop {
+            Stop::Done => self.teardown().await,
+            Stop::Fenced => self.fenced(),
         }
-        self.teardown();
     }
 
     fn begin(&mut self, start: RoomStart) {
         let room_id = self.room.id().to_string();
         if let Some((conn, rid)) = start.reply {
-            conn.send(encode(&ServerMsg::Ok(juno_protocol::Ok {
+            let ok = encode(&ServerMsg::Ok(juno_protocol::Ok {
                 rid,
                 room: Some(room_id.clone()),
-            })));
+            }));
+            self.pending
+                .push(Effect::Reply(Reply::Local(conn), String::new(), ok));
         }
         let now = self.now(Instant::now());
         if let Some(watcher) = start.spectator {
@@ -206,8 +396,8 @@ impl Host {
                 players: start.seat.clone(),
                 parent: self.room.spec().parent.clone(),
             }));
-            let users: Vec<&str> = start.seat.iter().map(|p| p.id.as_str()).collect();
-            self.deliver_many(&users, found);
+            let users = start.seat.iter().map(|p| p.id.clone()).collect();
+            self.pending.push(Effect::DeliverMany(users, found));
         }
         for PlayerRef { id, name } in start.seat {
             match self.room.handle(
@@ -218,18 +408,55 @@ impl Host {
                 },
             ) {
                 Ok(()) => {
-                    self.seated(&id);
+                    self.pending.push(Effect::Seated(id.clone()));
                     self.send_state(&id, now);
                 }
                 Err(e) => {
                     tracing::warn!(room = %room_id, user = %id, error = %e, "could not seat player");
-                    self.node.release_seat(&id, &room_id);
+                    self.pending.push(Effect::ReleaseSeat(id));
                 }
             }
         }
+        self.collect();
     }
 
+    /// Takes over a rebuilt room: its clock goes on from the old host's death,
+    /// players connected nowhere get their reconnect window, and every member
+    /// hears the room as it is (`Input::Resume`).
+    fn begin_adopted(&mut self, adoption: Adoption) {
+        self.base = adoption.resume_at;
+        self.last_now = adoption.resume_at;
+        self.epoch = Instant::now();
+        self.started_wall = adoption.started;
+        self.remote = adoption.remote;
+        self.logged = self.room.log().len();
+        self.durable = true;
+        self.origin_changed = true;
+        self.adopted_at = Some(adoption.detected);
+        // Rebuilt rooms replay outputs nobody needs again.
+        while self.room.poll_output().is_some() {}
+        let now = self.last_now;
+        for user in adoption.gone {
+            self.quietly(now, Input::Disconnect { user });
+        }
+        self.quietly(now, Input::Resume);
+        self.members_changed();
+        if self.room.phase() == Phase::Playing && self.room.mode() == Mode::Duel {
+            self.load_ratings();
+        }
+        for user in self.players().map(String::from).collect::<Vec<_>>() {
+            self.pending.push(Effect::Reseat(user));
+        }
+        self.collect();
+    }
+
+    /// Applies one command; what it made the room do waits in `pending`.
     fn on_command(&mut self, cmd: RoomCmd) {
+        self.apply(cmd);
+        self.collect();
+    }
+
+    fn apply(&mut self, cmd: RoomCmd) {
         match cmd {
             RoomCmd::Client {
                 user,
@@ -254,12 +481,16 @@ impl Host {
                 };
                 match answer {
                     Ok(then_state) => {
-                        self.reply(&reply, &user, encode(&ServerMsg::ok(rid)));
+                        let ok = encode(&ServerMsg::ok(rid));
+                        self.pending.push(Effect::Reply(reply, user.clone(), ok));
                         if then_state {
                             self.send_state(&user, now);
                         }
                     }
-                    Err(error) => self.reply(&reply, &user, encode(&error)),
+                    Err(error) => {
+                        self.pending
+                            .push(Effect::Reply(reply, user, encode(&error)));
+                    }
                 }
             }
             RoomCmd::Disconnected { user } => {
@@ -331,7 +562,6 @@ impl Host {
         user: &str,
         action: Action,
     ) -> Result<bool, (ErrorCode, String)> {
-        let room_id = self.room.id().to_string();
         let refused = |e: RoomError| (e.code(), e.to_string());
         if matches!(action, Action::Join { .. } | Action::Spectate) {
             // Also when nothing seems to change: the member may be on a new connection.
@@ -347,12 +577,12 @@ impl Host {
                 match self.room.handle(now, input) {
                     Ok(()) => {
                         if !seated_before {
-                            self.seated(user);
+                            self.pending.push(Effect::Seated(user.to_string()));
                         }
                         Ok(true)
                     }
                     Err(e) => {
-                        self.node.release_seat(user, &room_id);
+                        self.pending.push(Effect::ReleaseSeat(user.to_string()));
                         Err(refused(e))
                     }
                 }
@@ -418,39 +648,168 @@ impl Host {
         if self.room.poll_timeout().is_some_and(|t| t <= now) {
             self.room.handle_timeout(now);
         }
+        self.collect();
     }
 
-    /// Delivers everything the room produced.
-    fn flush(&mut self) {
-        let outputs: Vec<Output> = std::iter::from_fn(|| self.room.poll_output()).collect();
+    /// Moves what the room produced into `pending`, in order.
+    fn collect(&mut self) {
+        while let Some(output) = self.room.poll_output() {
+            self.pending.push(Effect::Room(output));
+        }
+    }
+
+    /// Writes the inputs behind `pending` to the room's log; `false` if another
+    /// node holds the room now. While Redis does not answer, everything stays
+    /// held and the write is tried again: no `ok` goes out for an answer that
+    /// is not durable. A hold that made the clock jump resumes the room.
+    async fn commit(&mut self) -> bool {
+        loop {
+            let Some(log) = &self.log else { return true };
+            let new = &self.room.log()[self.logged..];
+            if new.is_empty() && self.pending.is_empty() && self.durable && !self.origin_changed {
+                return true;
+            }
+            let entries = if self.durable {
+                if new.is_empty() {
+                    Vec::new()
+                } else {
+                    encode_entries(new)
+                }
+            } else {
+                encode_entries(self.room.log())
+            };
+            let origin = self.origin_changed.then(|| self.origin_wall());
+            let mut held_since: Option<Instant> = None;
+            let mut backoff = Duration::from_millis(20);
+            let mut whole_log = !self.durable;
+            let mut full_entries = None;
+            let outcome = loop {
+                let batch = Batch {
+                    header: whole_log.then_some(()).and(self.header.as_deref()),
+                    entries: full_entries.as_deref().unwrap_or(&entries),
+                    origin: if whole_log {
+                        Some(self.origin_wall())
+                    } else {
+                        origin
+                    },
+                };
+                match log.commit(&batch).await {
+                    Ok(Committed::Missing) if !whole_log => {
+                        tracing::warn!(room = %self.room.id(), "the room's log is gone from Redis: writing it again");
+                        whole_log = true;
+                        full_entries = Some(encode_entries(self.room.log()));
+                    }
+                    Ok(outcome) => break outcome,
+                    Err(e) => {
+                        if held_since.is_none() {
+                            tracing::warn!(room = %self.room.id(), error = %format!("{e:#}"), "cannot log the room's inputs: holding its frames until Redis answers");
+                            held_since = Some(Instant::now());
+                        }
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_millis(500));
+                    }
+                }
+            };
+            match outcome {
+                Committed::Ok(_) => {
+                    let bytes = full_entries.as_ref().map_or(entries.len(), Vec::len);
+                    self.node.metrics.room_log_appends_total.inc();
+                    self.node.metrics.room_log_bytes_total.inc_by(bytes as u64);
+                    self.appends += 1;
+                    self.log_bytes += bytes as u64;
+                    self.logged = self.room.log().len();
+                    self.durable = true;
+                    self.origin_changed = false;
+                }
+                Committed::Fenced | Committed::Missing => return false,
+            }
+            match held_since.map(|t| t.elapsed()) {
+                Some(held) if held > LONG_HOLD && self.finished_at.is_none() => {
+                    // The room waited out the outage: its clock did not run meanwhile.
+                    self.epoch += held;
+                    self.origin_changed = true;
+                    let now = self.now(Instant::now());
+                    self.quietly(now, Input::Resume);
+                    self.collect();
+                }
+                _ => return true,
+            }
+        }
+    }
+
+    /// Wall-clock ms of room time 0 on this host.
+    fn origin_wall(&self) -> i64 {
+        let since_epoch = Instant::now().saturating_duration_since(self.epoch);
+        Utc::now().timestamp_millis() - since_epoch.as_millis() as i64 - self.base as i64
+    }
+
+    /// Sends everything the room did since the last commit.
+    fn release(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let effects = std::mem::take(&mut self.pending);
         // Seats are free before anybody hears the result: a player who queues again
         // the moment their `result` arrives must not find themselves still seated.
-        if let Some(summary) = outputs.iter().find_map(|o| match o {
-            Output::Finished(summary) => Some(summary),
+        if let Some(summary) = effects.iter().find_map(|e| match e {
+            Effect::Room(Output::Finished(summary)) => Some(summary),
             _ => None,
         }) {
             self.free_seats(summary);
         }
-        for output in outputs {
-            match output {
-                Output::Broadcast(mut msg) => {
-                    if let ServerMsg::Result(result) = &mut msg {
-                        result.rating = self.rate(result);
-                    }
-                    self.broadcast(encode(&msg));
+        for effect in effects {
+            match effect {
+                Effect::Reply(to, user, frame) => self.reply(&to, &user, frame),
+                Effect::Deliver(user, frame) => self.deliver(&user, frame),
+                Effect::DeliverMany(users, frame) => {
+                    let users: Vec<&str> = users.iter().map(String::as_str).collect();
+                    self.deliver_many(&users, frame);
                 }
-                Output::SeatFreed { user } => self.node.release_seat(&user, self.room.id()),
-                Output::Send { to, msg } => self.deliver(&to, encode(&msg)),
-                Output::Started => {
-                    self.started_wall = Some(Utc::now());
-                    self.load_ratings();
-                }
-                Output::Finished(summary) => self.finish(*summary),
-                Output::SpawnDuel { room, players, .. } => self.spawn_duel(room, players),
-                Output::Forfeit { room, user } => {
-                    if let Some(tx) = self.node.rooms.get(&room).map(|h| h.tx.clone()) {
-                        let _ = tx.try_send(RoomCmd::Forfeit { user });
+                Effect::Seated(user) => self.seated(&user),
+                Effect::Reseat(user) => {
+                    let directory = &self.node.cluster.directory;
+                    // A tournament's duel is its players' current sub-room; their
+                    // seat stays the tournament's.
+                    if self.room.spec().parent.is_some() {
+                        directory.set_sub_seat(&user, Some(self.room.id()));
+                    } else {
+                        directory.confirm_seat(&user, self.room.id());
                     }
+                }
+                Effect::ReleaseSeat(user) => self.node.release_seat(&user, self.room.id()),
+                Effect::Room(output) => self.act(output),
+            }
+        }
+        if let Some(detected) = self.adopted_at.take() {
+            let took = detected.elapsed();
+            self.node
+                .metrics
+                .adoption_seconds
+                .observe(took.as_secs_f64());
+            tracing::info!(room = %self.room.id(), ms = took.as_millis() as u64, "adopted room is live again");
+        }
+    }
+
+    /// Carries out one output of the rules.
+    fn act(&mut self, output: Output) {
+        match output {
+            Output::Broadcast(mut msg) => {
+                if let ServerMsg::Result(result) = &mut msg {
+                    result.rating = self.rate(result);
+                }
+                self.broadcast(encode(&msg));
+            }
+            Output::SeatFreed { user } => self.node.release_seat(&user, self.room.id()),
+            Output::Send { to, msg } => self.deliver(&to, encode(&msg)),
+            Output::Started => {
+                self.started_wall = Some(Utc::now());
+                self.load_ratings();
+            }
+            Output::Finished(summary) => self.finish(*summary),
+            Output::SpawnDuel { room, players, .. } => self.spawn_duel(room, players),
+            Output::Forfeit { room, user } => {
+                if let Some(tx) = self.node.rooms.get(&room).map(|h| h.tx.clone()) {
+                    let _ = tx.try_send(RoomCmd::Forfeit { user });
                 }
             }
         }
@@ -605,7 +964,7 @@ impl Host {
         let at = self
             .room
             .poll_timeout()
-            .map(|ms| self.epoch + Duration::from_millis(ms));
+            .map(|ms| self.epoch + Duration::from_millis(ms.saturating_sub(self.base)));
         let linger = self
             .finished_at
             .map(|t| t + self.node.config.finished_linger);
@@ -626,7 +985,7 @@ impl Host {
         self.room.is_empty_lobby()
     }
 
-    fn teardown(&mut self) {
+    async fn teardown(&mut self) {
         let room_id = self.room.id().to_string();
         for user in self.players() {
             self.node.release_seat(user, &room_id);
@@ -635,6 +994,51 @@ impl Host {
         self.node.cluster.directory.unregister_room(&room_id);
         if self.finished_at.is_none() {
             self.count_inactive();
+        }
+        if let Some(log) = &self.log {
+            // Its result went to the outbox long ago (the room lingered since):
+            // nobody needs to adopt it any more.
+            log.close(self.finished_at.is_some()).await;
+            let m = &self.node.metrics;
+            m.room_log_appends.observe(self.appends as f64);
+            m.room_log_bytes.observe(self.log_bytes as f64);
+        }
+    }
+
+    /// Another node adopted the room (this one was frozen, or cut off from
+    /// Redis past its TTL): stop at once, send nothing, and leave the room's
+    /// shared entries — its locator, its players' seats — to the new host.
+    /// Members connected here are pointed at the new host, which sends them
+    /// the room as it is.
+    fn fenced(&mut self) {
+        let room_id = self.room.id().to_string();
+        let epoch = self.log.as_ref().map_or(0, RoomLog::epoch);
+        tracing::warn!(room = %room_id, epoch, "another node holds this room now: stopped acting for it");
+        self.node.metrics.leases_lost_total.inc();
+        self.pending.clear();
+        self.node.rooms.remove(&room_id);
+        self.node.cluster.directory.forget_room_here(&room_id);
+        if self.finished_at.is_none() {
+            self.count_inactive();
+        }
+        let here: Vec<String> = self
+            .room
+            .members()
+            .filter(|m| !self.remote.contains_key(*m) && self.node.sessions.get(m).is_some())
+            .map(String::from)
+            .collect();
+        if !here.is_empty() {
+            let node = self.node.clone();
+            tokio::spawn(async move {
+                let me = node.cluster.node_id().to_string();
+                for user in here {
+                    let cmd = super::inbound::RemoteCmd::Reconnected {
+                        user,
+                        node: me.clone(),
+                    };
+                    super::routing::notify_room(&node, &room_id, cmd).await;
+                }
+            });
         }
     }
 
@@ -650,7 +1054,7 @@ impl Host {
 
     /// Room time for an instant, never going backwards.
     fn now(&mut self, at: Instant) -> Millis {
-        let ms = at.saturating_duration_since(self.epoch).as_millis() as Millis;
+        let ms = self.base + at.saturating_duration_since(self.epoch).as_millis() as Millis;
         self.last_now = self.last_now.max(ms);
         self.last_now
     }
@@ -671,10 +1075,21 @@ impl Host {
         )
     }
 
-    /// Sends `room_state` to one user.
-    fn send_state(&self, user: &str, now: Millis) {
-        let state = self.room.room_state(now);
-        self.deliver(user, encode(&ServerMsg::RoomState(state)));
+    /// Sends `room_state` to one user (after the commit).
+    fn send_state(&mut self, user: &str, now: Millis) {
+        let state = encode(&ServerMsg::RoomState(self.room.room_state(now)));
+        self.pending.push(Effect::Deliver(user.to_string(), state));
+    }
+
+    /// What receivers check bus frames against: an adopted room's frames carry
+    /// its epoch, and a node that saw a later one drops the older host's.
+    fn fence(&self) -> Option<Fence> {
+        let epoch = self.log.as_ref()?.epoch();
+        Some(Fence {
+            room: self.room.id().to_string(),
+            epoch,
+            host: self.node.cluster.node_id().to_string(),
+        })
     }
 
     /// The room's players (eliminated ones included, those who left not).
@@ -698,11 +1113,10 @@ impl Host {
     /// Sends a frame to one member, on this node or through the bus.
     fn deliver(&self, user: &str, frame: Bytes) {
         match self.remote.get(user) {
-            Some(node) => self
-                .node
-                .cluster
-                .bus
-                .send(node, BusMsg::deliver(vec![user.to_string()], frame)),
+            Some(node) => self.node.cluster.bus.send(
+                node,
+                BusMsg::deliver(vec![user.to_string()], frame, self.fence()),
+            ),
             None => {
                 self.node.send_to(user, frame);
             }
@@ -754,7 +1168,7 @@ impl Host {
             all_open &= conn.send(frame.clone());
         }
         for (node, users) in &fanout.remote {
-            let msg = BusMsg::deliver(users.clone(), frame.clone());
+            let msg = BusMsg::deliver(users.clone(), frame.clone(), self.fence());
             self.node.cluster.bus.send(node, msg);
         }
         all_open
@@ -771,11 +1185,10 @@ impl Host {
             Reply::Local(conn) => {
                 conn.send(frame);
             }
-            Reply::Remote(node) => self
-                .node
-                .cluster
-                .bus
-                .send(node, BusMsg::deliver(vec![user.to_string()], frame)),
+            Reply::Remote(node) => self.node.cluster.bus.send(
+                node,
+                BusMsg::deliver(vec![user.to_string()], frame, self.fence()),
+            ),
         }
     }
 }

@@ -22,8 +22,14 @@ pub enum BusMsg {
     /// A command for a room hosted on the receiving node.
     Room { room: String, cmd: RemoteCmd },
     /// The same encoded frame for several users connected to the receiving node:
-    /// one bus message per node, never one per player.
-    Deliver { users: Vec<String>, frame: Bytes },
+    /// one bus message per node, never one per player. A durable room's frames
+    /// carry its lease's epoch.
+    Deliver {
+        users: Vec<String>,
+        frame: Bytes,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fence: Option<Fence>,
+    },
     /// `user` connected to `node`: an older connection of theirs here must go.
     Kick { user: String, node: String },
     /// Feature flags changed in the database: reload them and push them to clients.
@@ -36,6 +42,15 @@ pub enum BusMsg {
         title: String,
         frame: Bytes,
     },
+}
+
+/// The room and lease epoch a frame was sent under.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Fence {
+    pub room: String,
+    pub epoch: u64,
+    /// The node that sent it: where the room lives under that epoch.
+    pub host: String,
 }
 
 /// A room command that crossed from the node its user is connected to.
@@ -77,8 +92,54 @@ impl BusMsg {
     }
 
     /// One frame for `users` connected to another node.
-    pub fn deliver(users: Vec<String>, frame: Bytes) -> Vec<u8> {
-        BusMsg::Deliver { users, frame }.encode()
+    pub fn deliver(users: Vec<String>, frame: Bytes, fence: Option<Fence>) -> Vec<u8> {
+        BusMsg::Deliver {
+            users,
+            frame,
+            fence,
+        }
+        .encode()
+    }
+}
+
+/// The highest lease epoch seen per adopted room: a frame a host sent under an
+/// older epoch (it was frozen, and woke after another node adopted its room)
+/// is dropped. Only adopted rooms (epoch 2 and on) take an entry.
+#[derive(Default)]
+pub struct Fences(dashmap::DashMap<String, (u64, String, std::time::Instant)>);
+
+/// How long an adopted room's epoch is remembered (no room runs longer).
+const FENCE_MEMORY: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+impl Fences {
+    /// Whether a frame sent under `epoch` for `room` comes from a host that
+    /// lost it; records `epoch` otherwise.
+    pub fn is_stale(&self, fence: &Fence) -> bool {
+        let Fence { room, epoch, host } = fence;
+        if *epoch <= 1 {
+            return self.0.get(room).is_some_and(|seen| seen.0 > *epoch);
+        }
+        let now = std::time::Instant::now();
+        let mut seen = self
+            .0
+            .entry(room.clone())
+            .or_insert((*epoch, host.clone(), now));
+        if seen.0 > *epoch {
+            return true;
+        }
+        *seen = (*epoch, host.clone(), now);
+        false
+    }
+
+    /// The node an adopted room was last heard from (connections' cached
+    /// locations of the room are out of date when it differs).
+    pub fn host_of(&self, room: &str) -> Option<String> {
+        self.0.get(room).map(|seen| seen.1.clone())
+    }
+
+    /// Forgets rooms not heard of for a long time.
+    pub fn sweep(&self) {
+        self.0.retain(|_, (_, _, at)| at.elapsed() < FENCE_MEMORY);
     }
 }
 
@@ -116,11 +177,19 @@ async fn on_message(node: &Arc<Node>, msg: BusMsg) {
                     ));
                     node.cluster
                         .bus
-                        .send(&from, BusMsg::deliver(vec![user], frame));
+                        .send(&from, BusMsg::deliver(vec![user], frame, None));
                 }
             }
         },
-        BusMsg::Deliver { users, frame } => {
+        BusMsg::Deliver {
+            users,
+            frame,
+            fence,
+        } => {
+            if fence.is_some_and(|f| node.fences.is_stale(&f)) {
+                tracing::debug!("frame from a host that lost its room dropped");
+                return;
+            }
             for user in &users {
                 node.sessions.send_to(user, frame.clone());
             }

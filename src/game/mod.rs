@@ -10,6 +10,7 @@
 //! It reaches other nodes only through [`crate::cluster`] and the database only
 //! through [`crate::store`]; it knows nothing of HTTP or WebSockets.
 
+pub mod adopt;
 pub mod boards;
 pub mod difficulty;
 pub mod drain;
@@ -62,6 +63,8 @@ pub struct Node {
     pub difficulty: Difficulty,
     /// Gives arriving users the notifications they missed.
     pub missed: notify::Replay,
+    /// Lease epochs of adopted rooms, to drop frames of hosts that lost them.
+    pub fences: inbound::Fences,
     draining: AtomicBool,
     /// Cancelled when the node stops serving.
     pub shutdown: CancellationToken,
@@ -97,6 +100,7 @@ impl Node {
             outbox,
             difficulty,
             missed: notify::Replay::start(weak.clone()),
+            fences: inbound::Fences::default(),
             draining: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
             room_tasks: TaskTracker::new(),
@@ -104,6 +108,7 @@ impl Node {
         let weak: std::sync::Weak<dyn LocalNode> = Arc::downgrade(&node) as _;
         node.cluster.start(weak);
         inbound::spawn(&node, inbox);
+        adopt::spawn(&node);
         matchmaking::spawn_rematch(&node);
         spawn_keepalive(&node);
         node
@@ -174,6 +179,7 @@ fn spawn_keepalive(node: &Arc<Node>) {
                 return;
             }
             node.sessions.ping_all();
+            node.fences.sweep();
         }
     });
 }

@@ -62,7 +62,9 @@ pub async fn locate_cached(
         return Ok(RoomAt::Here(h.tx.clone(), h.mode));
     }
     if let Some((owner, mode, at)) = cache.get(room) {
-        if at.elapsed() < REMOTE_ROOM_TTL {
+        // An adopted room's frames say where it lives now.
+        let moved = node.fences.host_of(room).is_some_and(|h| h != *owner);
+        if at.elapsed() < REMOTE_ROOM_TTL && !moved {
             return Ok(RoomAt::There(owner.clone(), *mode));
         }
     }
