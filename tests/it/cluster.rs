@@ -335,15 +335,53 @@ async fn draining_a_node_lets_its_duel_finish_and_sends_newcomers_elsewhere() {
 }
 
 #[tokio::test]
-async fn redis_going_away_harms_no_local_room_and_the_cluster_heals() {
+async fn a_room_holds_through_a_redis_outage_and_the_cluster_heals() {
     let mut redis = OwnRedis::start();
     let cluster = ClusterProcs::start(2, &redis.url(), &[("JUNO_QUESTION_MS", "1500")]).await;
     let key = demo_key(&cluster).await;
     let mut ann = cluster.connect(0, "ann").await;
     let mut bob = cluster.connect(0, "bob").await;
     let room = matched(&mut ann, &mut bob).await;
+    let question = ann
+        .expect("the first question", |m| is!(m, ServerMsg::Question))
+        .await;
 
+    // Without Redis the room cannot log the answer, so it holds its `ok`: an
+    // acknowledged answer is one another node could replay (WIRE.md §5).
     redis.stop();
+    let rid = ann
+        .send(ClientMsg::Answer {
+            room: room.clone(),
+            q: question.q,
+            choice: key[&question.text],
+        })
+        .await;
+    let acked = |m: &ServerMsg| matches!(m, ServerMsg::Ok(ok) if ok.rid == Some(rid));
+    let early = tokio::time::timeout(
+        Duration::from_secs(2),
+        ann.expect("ok", |m| acked(m).then_some(())),
+    )
+    .await;
+    assert!(early.is_err(), "no ok while the answer cannot be logged");
+    let health = cluster.health(0).await;
+    assert_eq!(health["redis"], "down");
+    assert_eq!(health["status"], "degraded");
+
+    // Redis comes back empty: the host writes the room's whole log again, the
+    // held `ok` goes out, and the room resumes with the question's time left.
+    redis.restart();
+    ann.expect("the held ok", |m| acked(m).then_some(())).await;
+    let resumed = ann
+        .expect("room_state after the hold", |m| {
+            is!(m, ServerMsg::RoomState)
+        })
+        .await;
+    assert_eq!(resumed.room, room);
+    let again = ann
+        .expect("the open question again", |m| is!(m, ServerMsg::Question))
+        .await;
+    assert_eq!(again.q, question.q);
+    assert!(again.ms >= 1000, "{again:?}");
     let always: Policy = Arc::new(|_| Some(true));
     let bots = [ann, bob].map(|c| spawn_bot(c, key.clone(), always.clone(), room.clone()));
     for bot in bots {
@@ -352,10 +390,14 @@ async fn redis_going_away_harms_no_local_room_and_the_cluster_heals() {
             .pop()
             .expect("the local duel finished");
         assert_eq!(result.standings.len(), 2);
+        assert!(
+            result
+                .standings
+                .iter()
+                .any(|s| s.id == "ann" && s.score >= 100),
+            "the answer held through the outage counts: {result:?}"
+        );
     }
-    let health = cluster.health(0).await;
-    assert_eq!(health["redis"], "down");
-    assert_eq!(health["status"], "degraded");
     cluster
         .eventually_scalar(
             &format!("SELECT COUNT(*) FROM matches WHERE id = '{room}'"),
@@ -363,7 +405,6 @@ async fn redis_going_away_harms_no_local_room_and_the_cluster_heals() {
         )
         .await;
 
-    redis.restart();
     eventually("both nodes see Redis again", DEADLINE, async || {
         let seen = [cluster.health(0).await, cluster.health(1).await].map(|h| h["redis"].clone());
         if seen.iter().all(|r| r == "ok") {
