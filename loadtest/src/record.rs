@@ -249,7 +249,9 @@ impl ReplayPlan {
                         | Input::Unspectate { .. }
                         | Input::Disconnect { .. }
                         | Input::Reconnect { .. }
-                        | Input::Rating { .. },
+                        | Input::Rating { .. }
+                        // A failover in the record changes no one's play.
+                        | Input::Resume,
                     ) => {}
                     (_, other) => bail!("cannot replay input {other:?} in phase {phase:?}"),
                 }
