@@ -437,7 +437,12 @@ impl Host {
         while self.room.poll_output().is_some() {}
         let now = self.last_now;
         for user in adoption.gone {
-            self.quietly(now, Input::Disconnect { user });
+            let input = if self.room.is_player(&user) {
+                Input::Disconnect { user }
+            } else {
+                Input::Unspectate { user }
+            };
+            self.quietly(now, input);
         }
         self.quietly(now, Input::Resume);
         self.members_changed();
