@@ -319,6 +319,10 @@ pub(crate) async fn find_orphans(link: &Link) -> anyhow::Result<Vec<Orphan>> {
             });
         }
     }
+    // Every survivor scans at about the same time: each takes the rooms in its
+    // own order, so the rooms of a dead node spread over them.
+    use rand::seq::SliceRandom;
+    orphans.shuffle(&mut rand::rng());
     Ok(orphans)
 }
 

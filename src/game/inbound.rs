@@ -222,3 +222,39 @@ async fn on_message(node: &Arc<Node>, msg: BusMsg) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Fence, Fences};
+
+    fn fence(epoch: u64, host: &str) -> Fence {
+        Fence {
+            room: "r".into(),
+            epoch,
+            host: host.into(),
+        }
+    }
+
+    #[test]
+    fn frames_of_a_host_that_lost_its_room_are_dropped() {
+        let fences = Fences::default();
+        assert!(
+            !fences.is_stale(&fence(1, "n1")),
+            "a first host's frames pass"
+        );
+        assert_eq!(fences.host_of("r"), None, "first epochs take no entry");
+        assert!(
+            !fences.is_stale(&fence(2, "n2")),
+            "the adopter's frames pass"
+        );
+        assert_eq!(fences.host_of("r").as_deref(), Some("n2"));
+        assert!(
+            fences.is_stale(&fence(1, "n1")),
+            "the old host's are dropped"
+        );
+        assert!(!fences.is_stale(&fence(2, "n2")));
+        assert!(!fences.is_stale(&fence(3, "n3")), "a second adoption");
+        assert!(fences.is_stale(&fence(2, "n2")));
+        assert_eq!(fences.host_of("r").as_deref(), Some("n3"));
+    }
+}
