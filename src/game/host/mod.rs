@@ -10,7 +10,8 @@
 //! is first held as [`Effect`]s, the inputs behind them are committed to the
 //! room's log in Redis (one write for whatever queued up meanwhile), and only
 //! then do frames, seats and results go out. A commit refused because another
-//! node holds a later epoch stops the host on the spot: nothing more goes out.
+//! node holds a later epoch stops the host on the spot: nothing more goes out
+//! ([`durable`]). Where frames go is [`fanout`]'s.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -20,18 +21,21 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use juno_protocol::{encode, ErrorCode, MatchFound, Mode, Phase, PlayerRef, ServerMsg};
-use juno_rooms::{Input, LogEntry, Millis, Output, Room, RoomError, RoomSpec, Summary};
+use juno_rooms::{Input, Millis, Output, Room, RoomError, RoomSpec, Summary};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
 use bytes::Bytes;
 
-use super::inbound::{BusMsg, Fence};
+mod durable;
+mod fanout;
+
 use super::sessions::ConnHandle;
 use super::{Node, RoomHandle, RoomStart};
-use crate::cluster::{Batch, Committed, RoomLog};
+use crate::cluster::RoomLog;
 use crate::model::rating::{self, Rating};
 use crate::model::MatchRecord;
+use fanout::Fanout;
 
 /// Commands a room accepts. Capacity is large so a thousand players answering at
 /// once queue up instead of being refused.
@@ -192,7 +196,7 @@ fn host(
         .with_label_values(&[mode.as_str()])
         .inc();
     let header = log.as_ref().map(|_| {
-        encode_named(&RoomHeader {
+        durable::encode_named(&RoomHeader {
             spec: room.spec().clone(),
             world: world.clone(),
             created: created_wall,
@@ -297,31 +301,9 @@ enum Effect {
     Reseat(String),
 }
 
-/// A finished room, or a long outage, makes the room's clock jump: a hold
-/// longer than this resumes the room like an adoption (fresh `room_state`, the
-/// open question again with its time left).
-const LONG_HOLD: Duration = Duration::from_secs(1);
-
 /// Commands taken from the queue before one commit: enough to batch a raid's
 /// burst of answers into a few writes, few enough to keep each write small.
 const BATCH: usize = 256;
-
-fn encode_named<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    // Invariant: headers and log entries are plain serde data with string keys.
-    rmp_serde::to_vec_named(value).expect("room log data always encodes")
-}
-
-/// Encodes a batch of log entries as one log element.
-pub fn encode_entries(entries: &[LogEntry]) -> Vec<u8> {
-    encode_named(&entries)
-}
-
-/// A room's broadcast recipients: connections on this node, and the members on
-/// each other node.
-struct Fanout {
-    local: Vec<ConnHandle>,
-    remote: Vec<(String, Vec<String>)>,
-}
 
 /// Why a host stops.
 enum Stop {
@@ -663,91 +645,6 @@ impl Host {
         }
     }
 
-    /// Writes the inputs behind `pending` to the room's log; `false` if another
-    /// node holds the room now. While Redis does not answer, everything stays
-    /// held and the write is tried again: no `ok` goes out for an answer that
-    /// is not durable. A hold that made the clock jump resumes the room.
-    async fn commit(&mut self) -> bool {
-        loop {
-            let Some(log) = &self.log else { return true };
-            let new = &self.room.log()[self.logged..];
-            if new.is_empty() && self.pending.is_empty() && self.durable && !self.origin_changed {
-                return true;
-            }
-            let entries = if self.durable {
-                if new.is_empty() {
-                    Vec::new()
-                } else {
-                    encode_entries(new)
-                }
-            } else {
-                encode_entries(self.room.log())
-            };
-            let origin = self.origin_changed.then(|| self.origin_wall());
-            let mut held_since: Option<Instant> = None;
-            let mut backoff = Duration::from_millis(20);
-            let mut whole_log = !self.durable;
-            let mut full_entries = None;
-            let outcome = loop {
-                let batch = Batch {
-                    header: whole_log.then_some(()).and(self.header.as_deref()),
-                    entries: full_entries.as_deref().unwrap_or(&entries),
-                    origin: if whole_log {
-                        Some(self.origin_wall())
-                    } else {
-                        origin
-                    },
-                };
-                match log.commit(&batch).await {
-                    Ok(Committed::Missing) if !whole_log => {
-                        tracing::warn!(room = %self.room.id(), "the room's log is gone from Redis: writing it again");
-                        whole_log = true;
-                        full_entries = Some(encode_entries(self.room.log()));
-                    }
-                    Ok(outcome) => break outcome,
-                    Err(e) => {
-                        if held_since.is_none() {
-                            tracing::warn!(room = %self.room.id(), error = %format!("{e:#}"), "cannot log the room's inputs: holding its frames until Redis answers");
-                            held_since = Some(Instant::now());
-                        }
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_millis(500));
-                    }
-                }
-            };
-            match outcome {
-                Committed::Ok(_) => {
-                    let bytes = full_entries.as_ref().map_or(entries.len(), Vec::len);
-                    self.node.metrics.room_log_appends_total.inc();
-                    self.node.metrics.room_log_bytes_total.inc_by(bytes as u64);
-                    self.appends += 1;
-                    self.log_bytes += bytes as u64;
-                    self.logged = self.room.log().len();
-                    self.durable = true;
-                    self.origin_changed = false;
-                }
-                Committed::Fenced | Committed::Missing => return false,
-            }
-            match held_since.map(|t| t.elapsed()) {
-                Some(held) if held > LONG_HOLD && self.finished_at.is_none() => {
-                    // The room waited out the outage: its clock did not run meanwhile.
-                    self.epoch += held;
-                    self.origin_changed = true;
-                    let now = self.now(Instant::now());
-                    self.quietly(now, Input::Resume);
-                    self.collect();
-                }
-                _ => return true,
-            }
-        }
-    }
-
-    /// Wall-clock ms of room time 0 on this host.
-    fn origin_wall(&self) -> i64 {
-        let since_epoch = Instant::now().saturating_duration_since(self.epoch);
-        Utc::now().timestamp_millis() - since_epoch.as_millis() as i64 - self.base as i64
-    }
-
     /// Sends everything the room did since the last commit.
     fn release(&mut self) {
         if self.pending.is_empty() {
@@ -1010,43 +907,6 @@ impl Host {
         }
     }
 
-    /// Another node adopted the room (this one was frozen, or cut off from
-    /// Redis past its TTL): stop at once, send nothing, and leave the room's
-    /// shared entries — its locator, its players' seats — to the new host.
-    /// Members connected here are pointed at the new host, which sends them
-    /// the room as it is.
-    fn fenced(&mut self) {
-        let room_id = self.room.id().to_string();
-        let epoch = self.log.as_ref().map_or(0, RoomLog::epoch);
-        tracing::warn!(room = %room_id, epoch, "another node holds this room now: stopped acting for it");
-        self.node.metrics.leases_lost_total.inc();
-        self.pending.clear();
-        self.node.rooms.remove(&room_id);
-        self.node.cluster.directory.forget_room_here(&room_id);
-        if self.finished_at.is_none() {
-            self.count_inactive();
-        }
-        let here: Vec<String> = self
-            .room
-            .members()
-            .filter(|m| !self.remote.contains_key(*m) && self.node.sessions.get(m).is_some())
-            .map(String::from)
-            .collect();
-        if !here.is_empty() {
-            let node = self.node.clone();
-            tokio::spawn(async move {
-                let me = node.cluster.node_id().to_string();
-                for user in here {
-                    let cmd = super::inbound::RemoteCmd::Reconnected {
-                        user,
-                        node: me.clone(),
-                    };
-                    super::routing::notify_room(&node, &room_id, cmd).await;
-                }
-            });
-        }
-    }
-
     /// `rooms_active` counts rooms whose match is not over: a finished room
     /// lingering to answer `room_state` is not active.
     fn count_inactive(&self) {
@@ -1086,17 +946,6 @@ impl Host {
         self.pending.push(Effect::Deliver(user.to_string(), state));
     }
 
-    /// What receivers check bus frames against: an adopted room's frames carry
-    /// its epoch, and a node that saw a later one drops the older host's.
-    fn fence(&self) -> Option<Fence> {
-        let epoch = self.log.as_ref()?.epoch();
-        Some(Fence {
-            room: self.room.id().to_string(),
-            epoch,
-            host: self.node.cluster.node_id().to_string(),
-        })
-    }
-
     /// The room's players (eliminated ones included, those who left not).
     fn players(&self) -> impl Iterator<Item = &str> {
         self.room.members().filter(|m| self.room.is_player(m))
@@ -1113,88 +962,6 @@ impl Host {
             .cluster
             .directory
             .confirm_seat(user, self.room.id());
-    }
-
-    /// Sends a frame to one member, on this node or through the bus.
-    fn deliver(&self, user: &str, frame: Bytes) {
-        match self.remote.get(user) {
-            Some(node) => self.node.cluster.bus.send(
-                node,
-                BusMsg::deliver(vec![user.to_string()], frame, self.fence()),
-            ),
-            None => {
-                self.node.send_to(user, frame);
-            }
-        }
-    }
-
-    /// Sends one frame to several members: local ones directly, and one bus message
-    /// per other node that has recipients.
-    fn deliver_many(&self, users: &[&str], frame: Bytes) {
-        self.send_via(&self.route(users.iter().copied()), frame);
-    }
-
-    /// Sends one frame to every player and spectator.
-    fn broadcast(&self, frame: Bytes) {
-        let version = self.room.members_version();
-        let fanout = match self.fanout.take() {
-            Some((v, fanout)) if v == version => fanout,
-            _ => self.route(self.room.members()),
-        };
-        // A closed connection (the member left, or reconnected elsewhere or anew)
-        // means the list is out of date: work it out again next time.
-        if self.send_via(&fanout, frame) {
-            self.fanout.set(Some((version, fanout)));
-        }
-    }
-
-    /// Where a frame for `users` goes: their connections on this node, and the
-    /// members on each other node.
-    fn route<'a>(&self, users: impl Iterator<Item = &'a str>) -> Fanout {
-        let mut local = Vec::new();
-        let mut by_node: HashMap<&str, Vec<String>> = HashMap::new();
-        for user in users {
-            match self.remote.get(user) {
-                Some(node) => by_node.entry(node).or_default().push(user.to_string()),
-                None => local.extend(self.node.sessions.get(user)),
-            }
-        }
-        let remote = by_node
-            .into_iter()
-            .map(|(node, users)| (node.to_string(), users))
-            .collect();
-        Fanout { local, remote }
-    }
-
-    /// Sends `frame` along `fanout`; `false` if a local connection turned out closed.
-    fn send_via(&self, fanout: &Fanout, frame: Bytes) -> bool {
-        let mut all_open = true;
-        for conn in &fanout.local {
-            all_open &= conn.send(frame.clone());
-        }
-        for (node, users) in &fanout.remote {
-            let msg = BusMsg::deliver(users.clone(), frame.clone(), self.fence());
-            self.node.cluster.bus.send(node, msg);
-        }
-        all_open
-    }
-
-    /// Membership or a member's connection changed: broadcasts must look again.
-    fn members_changed(&self) {
-        self.fanout.set(None);
-    }
-
-    /// The direct answer to a client's command.
-    fn reply(&self, to: &Reply, user: &str, frame: Bytes) {
-        match to {
-            Reply::Local(conn) => {
-                conn.send(frame);
-            }
-            Reply::Remote(node) => self.node.cluster.bus.send(
-                node,
-                BusMsg::deliver(vec![user.to_string()], frame, self.fence()),
-            ),
-        }
     }
 }
 
