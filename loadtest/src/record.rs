@@ -256,13 +256,7 @@ impl ReplayPlan {
                     (_, other) => bail!("cannot replay input {other:?} in phase {phase:?}"),
                 }
             }
-            match &entry.input {
-                Some(input) => {
-                    // A logged input was accepted when recorded; the room is deterministic.
-                    let _ = room.handle(entry.at, input.clone());
-                }
-                None => room.handle_timeout(entry.at),
-            }
+            room.replay_entry(entry);
             while let Some(out) = room.poll_output() {
                 match out {
                     Output::Broadcast(ServerMsg::Question(m)) => {

@@ -191,6 +191,20 @@ impl Room {
         &self.log
     }
 
+    /// Feeds one entry of a log this room's spec recorded (see [`replay`]): a
+    /// rebuilt room (an adopter's, a replay's) goes through the same calls.
+    pub fn replay_entry(&mut self, entry: &LogEntry) {
+        match &entry.input {
+            // A logged input was accepted when recorded, and the room is
+            // deterministic, so it is accepted again; an error would mean a
+            // log from another spec and is ignored like the original would be.
+            Some(input) => {
+                let _ = self.handle(entry.at, input.clone());
+            }
+            None => self.handle_timeout(entry.at),
+        }
+    }
+
     /// Feeds one input at `now`. Accepted inputs that change the room (or,
     /// like [`Input::Resume`], send frames) are logged, up to the end of the match: the log is the match's record, so
     /// what happens after the end (spectators coming and going, players
@@ -678,15 +692,7 @@ pub fn replay(spec: RoomSpec, log: &[LogEntry]) -> Option<Summary> {
     let mut room = Room::new(spec);
     let mut summary = None;
     for entry in log {
-        match &entry.input {
-            // A logged input was accepted when recorded, and the room is
-            // deterministic, so it is accepted again; an error would mean a
-            // log from another spec and is ignored like the original would be.
-            Some(input) => {
-                let _ = room.handle(entry.at, input.clone());
-            }
-            None => room.handle_timeout(entry.at),
-        }
+        room.replay_entry(entry);
         while let Some(out) = room.poll_output() {
             if let Output::Finished(done) = out {
                 summary = Some(*done);

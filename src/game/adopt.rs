@@ -61,13 +61,7 @@ fn rebuild(spec: RoomSpec, entries: &[LogEntry], origin: i64) -> Rebuilt {
     let mut children = Vec::new();
     let mut finished = None;
     for entry in entries {
-        match &entry.input {
-            // Accepted when logged, and the rules are deterministic: accepted again.
-            Some(input) => {
-                let _ = room.handle(entry.at, input.clone());
-            }
-            None => room.handle_timeout(entry.at),
-        }
+        room.replay_entry(entry);
         while let Some(out) = room.poll_output() {
             match out {
                 Output::Started => rebuilt_started = Some(wall(origin, entry.at)),
