@@ -43,6 +43,10 @@ pub trait LocalNode: Send + Sync {
     fn users(&self) -> Vec<String>;
     /// The node stopped serving: stop beating.
     fn stopped(&self) -> bool;
+    /// This node's `alive` key had expired (it was frozen, or cut off): other
+    /// nodes may have adopted its rooms, so each room checks its lease now
+    /// rather than at its next write.
+    fn recheck_rooms(&self);
 }
 
 /// Whether the node's Redis answers, for `/health`.
@@ -284,7 +288,10 @@ async fn heartbeat_loop(cluster: Weak<Cluster>, node: Weak<dyn LocalNode>) {
                 link.want_resync();
                 continue;
             }
-            Ok(false) => link.want_resync(),
+            Ok(false) => {
+                link.want_resync();
+                node.recheck_rooms();
+            }
             Ok(true) => {}
         }
         link.set_healthy(true);

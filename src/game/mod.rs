@@ -163,6 +163,12 @@ impl LocalNode for Node {
     fn stopped(&self) -> bool {
         self.shutdown.is_cancelled()
     }
+
+    fn recheck_rooms(&self) {
+        for room in self.rooms.iter() {
+            let _ = room.tx.try_send(host::RoomCmd::CheckLease);
+        }
+    }
 }
 
 /// Pings every connection each `JUNO_KEEPALIVE_SECS` from one task (a peer silent

@@ -38,9 +38,15 @@ impl Host {
         loop {
             let Some(log) = &self.log else { return true };
             let new = &self.room.log()[self.logged..];
-            if new.is_empty() && self.pending.is_empty() && self.durable && !self.origin_changed {
+            if new.is_empty()
+                && self.pending.is_empty()
+                && self.durable
+                && !self.origin_changed
+                && !self.check_lease
+            {
                 return true;
             }
+            self.check_lease = false;
             let entries = if self.durable {
                 if new.is_empty() {
                     Vec::new()

@@ -72,6 +72,8 @@ pub enum RoomCmd {
     Unspectate { user: String },
     /// Drain: a room that has not started closes; a running one plays on.
     CloseIfWaiting,
+    /// Another node may hold the room now: check the lease at once.
+    CheckLease,
     /// Tournament: one of its duels ended.
     ChildFinished {
         room: String,
@@ -226,6 +228,7 @@ fn host(
         durable: false,
         origin_changed: true,
         adopted_at: None,
+        check_lease: false,
         appends: 0,
         log_bytes: 0,
     };
@@ -278,6 +281,9 @@ struct Host {
     origin_changed: bool,
     /// An adopted room's death detection, until its first frame goes out.
     adopted_at: Option<Instant>,
+    /// The next commit goes to Redis even with nothing to write, to learn
+    /// whether the room is still this node's.
+    check_lease: bool,
     /// Commits and their bytes, for the per-room log metrics.
     appends: u64,
     log_bytes: u64,
@@ -498,6 +504,7 @@ impl Host {
                 let now = self.now(Instant::now());
                 self.quietly(now, Input::Unspectate { user });
             }
+            RoomCmd::CheckLease => self.check_lease = true,
             RoomCmd::CloseIfWaiting => {
                 if self.room.phase() == Phase::Waiting {
                     self.closed = true;
