@@ -1345,7 +1345,7 @@ fn check(test: &str, cfg: Config) {
             let tail = history.len().saturating_sub(80);
             panic!(
                 "{test}: seed {seed} breaks an invariant: {why}\n\
-                 rerun it alone: JUNO_SIM_SEED={seed} cargo test --lib {test} -- --nocapture\n\
+                 rerun it alone: JUNO_SIM_SEED={seed} cargo test --lib {test} -- --include-ignored --nocapture\n\
                  last steps:\n{}",
                 history[tail..].join("\n")
             );
