@@ -49,7 +49,12 @@ impl Store {
             if let Some(origin) = c.origin {
                 lease.origin = origin;
             }
+            // Everything sent is appended, the header too when the whole log
+            // comes again (a retry after a lost answer): as the script does.
             let log = self.logs.entry(c.room.to_string()).or_default();
+            if let Some(header) = c.header {
+                log.push(header.to_vec());
+            }
             if !c.entries.is_empty() {
                 log.push(c.entries.to_vec());
             }
@@ -104,7 +109,9 @@ impl Store {
         Some((epoch, self.logs.get(room).cloned().unwrap_or_default()))
     }
 
-    /// [`super::CLOSE_LUA`] (expiry is immediate here): whether `node` held it.
+    /// [`super::CLOSE_LUA`]: whether `node` held it. The lease and the log stay
+    /// as they are until their TTL passes (which the model does not count): the
+    /// script only sets EXPIRE on them.
     pub fn close(&mut self, node: &str, epoch: u64, room: &str) -> bool {
         if !self
             .leases
@@ -113,8 +120,6 @@ impl Store {
         {
             return false;
         }
-        self.leases.remove(room);
-        self.logs.remove(room);
         self.srem(node, room);
         true
     }
@@ -160,3 +165,8 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod cases;
+#[cfg(test)]
+mod sim;
