@@ -39,45 +39,65 @@ pub(crate) struct Scripts {
 }
 
 /// Appends a batch if the lease is ours (-1 if another node's or another
-/// epoch's); a missing lease (a new room, or a Redis that came back empty) is
-/// created only with the whole log (-2 asks for it), so at most one node ever
+/// epoch's, or the room is closed). A batch goes in only if the log is as
+/// long as the host last heard (`expected`), so a batch sent again after a
+/// lost answer is not appended twice: the answer is the log's length either
+/// way, and the host compares. The whole log (`full`) replaces what is there.
+/// A missing lease (a new room, or a Redis that came back empty) is created
+/// only with the whole log (-2 asks for it), so at most one node ever
 /// re-creates a lost lease.
 ///
 /// KEYS: lease, rlog, hosted:{node}, beat, alive:{node}
 /// ARGV: node, epoch, mode, parent, origin ('' keeps it), full ('1'/'0'),
-///       alive ttl ms, now ms, room, batches…
+///       alive ttl ms, now ms, room, expected length, batches…
 pub(crate) const COMMIT_LUA: &str = r"
-local cur = redis.call('HMGET', KEYS[1], 'node', 'epoch')
+local cur = redis.call('HMGET', KEYS[1], 'node', 'epoch', 'closed')
 if cur[1] then
-  if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2] then return -1 end
+  if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2] or cur[3] then return -1 end
   if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'origin', ARGV[5]) end
-  if #ARGV > 9 then redis.call('RPUSH', KEYS[2], unpack(ARGV, 10)) end
-  return redis.call('LLEN', KEYS[2])
+  if ARGV[6] == '1' then
+    redis.call('DEL', KEYS[2])
+    redis.call('RPUSH', KEYS[2], unpack(ARGV, 11))
+    return redis.call('LLEN', KEYS[2])
+  end
+  local len = redis.call('LLEN', KEYS[2])
+  if #ARGV > 10 and len == tonumber(ARGV[10]) then
+    len = redis.call('RPUSH', KEYS[2], unpack(ARGV, 11))
+  end
+  return len
 end
 if ARGV[6] ~= '1' then return -2 end
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[1], 'node', ARGV[1], 'epoch', ARGV[2], 'mode', ARGV[3],
   'parent', ARGV[4], 'origin', ARGV[5])
-redis.call('RPUSH', KEYS[2], unpack(ARGV, 10))
+redis.call('RPUSH', KEYS[2], unpack(ARGV, 11))
 redis.call('SADD', KEYS[3], ARGV[9])
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[8])
 redis.call('SET', KEYS[5], '1', 'PX', ARGV[7])
 return redis.call('LLEN', KEYS[2])
 ";
 
-/// Takes the lease of a dead node's room: only if the dead node still holds it
-/// and its `alive` key is gone. Returns {new epoch, origin, dead node's last
-/// beat, the log} or nil.
+/// Takes the lease of a dead node's room: only if the dead node still holds
+/// it, it is not closed, and the dead node's `alive` key is gone. Returns {new
+/// epoch, origin, dead node's last beat, the log} or nil. Asked again by the
+/// node that already won it (its answer was lost), it answers the same. A node
+/// taking back its own rooms after a restart under the same id (`dead` = `me`)
+/// skips the `alive` check: its new process beats already, and the old one is
+/// fenced by the new epoch.
 ///
 /// KEYS: lease, rlog, hosted:{dead}, hosted:{me}, alive:{dead}, beat
 /// ARGV: room, dead, me
 pub(crate) const ADOPT_LUA: &str = r"
-local cur = redis.call('HMGET', KEYS[1], 'node', 'epoch', 'origin')
-if not cur[1] or cur[1] ~= ARGV[2] then
+local cur = redis.call('HMGET', KEYS[1], 'node', 'epoch', 'origin', 'closed')
+if cur[1] and cur[1] == ARGV[3] and ARGV[2] ~= ARGV[3] and not cur[4] then
+  return {tonumber(cur[2]), cur[3] or '0', redis.call('HGET', KEYS[6], ARGV[2]) or '',
+    redis.call('LRANGE', KEYS[2], 0, -1)}
+end
+if not cur[1] or cur[1] ~= ARGV[2] or cur[4] then
   redis.call('SREM', KEYS[3], ARGV[1])
   return false
 end
-if redis.call('EXISTS', KEYS[5]) == 1 then return false end
+if ARGV[2] ~= ARGV[3] and redis.call('EXISTS', KEYS[5]) == 1 then return false end
 local epoch = tonumber(cur[2]) + 1
 redis.call('HSET', KEYS[1], 'node', ARGV[3], 'epoch', epoch)
 redis.call('SREM', KEYS[3], ARGV[1])
@@ -86,12 +106,14 @@ local beat = redis.call('HGET', KEYS[6], ARGV[2]) or ''
 return {epoch, cur[3] or '0', beat, redis.call('LRANGE', KEYS[2], 0, -1)}
 ";
 
-/// The room is over: its lease and log expire, and no one adopts it.
+/// The room is over: it is marked closed (no commit, no adoption), and its
+/// lease and log expire.
 ///
 /// KEYS: lease, rlog, hosted:{node}   ARGV: node, epoch, room, ttl secs
 pub(crate) const CLOSE_LUA: &str = r"
 local cur = redis.call('HMGET', KEYS[1], 'node', 'epoch')
 if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'closed', '1')
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('SREM', KEYS[3], ARGV[3])
