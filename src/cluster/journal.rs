@@ -149,7 +149,8 @@ pub enum Committed {
     Ok(u64),
     /// Another node (or a later epoch) holds the room: stop acting for it.
     Fenced,
-    /// The lease is gone (Redis came back empty): commit again with the whole log.
+    /// The lease is gone (Redis came back empty), or the log is not as this
+    /// host last heard it: commit again with the whole log.
     Missing,
 }
 
@@ -173,6 +174,9 @@ pub struct RoomLog {
     parent: String,
     alive_ttl: Duration,
     keys: [String; 5],
+    /// The log's length as this host last heard it: a batch goes in only on
+    /// top of it, so one sent again after a lost answer is not doubled.
+    len: std::sync::atomic::AtomicU64,
 }
 
 impl RoomLog {
@@ -201,7 +205,15 @@ impl RoomLog {
             parent: parent.unwrap_or_default().to_string(),
             alive_ttl,
             keys,
+            len: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// An adopted log's length (what the adopter read).
+    pub fn with_len(self, len: usize) -> RoomLog {
+        self.len
+            .store(len as u64, std::sync::atomic::Ordering::Release);
+        self
     }
 
     /// The lease's epoch this host writes under.
@@ -216,6 +228,8 @@ impl RoomLog {
         for key in &self.keys {
             invocation.key(key);
         }
+        use std::sync::atomic::Ordering;
+        let expected = self.len.load(Ordering::Acquire);
         invocation
             .arg(&self.link.node_id)
             .arg(self.epoch)
@@ -225,7 +239,8 @@ impl RoomLog {
             .arg(if batch.header.is_some() { "1" } else { "0" })
             .arg(self.alive_ttl.as_millis() as u64)
             .arg(chrono::Utc::now().timestamp_millis())
-            .arg(&self.room);
+            .arg(&self.room)
+            .arg(expected);
         if let Some(header) = batch.header {
             invocation.arg(header);
         }
@@ -239,10 +254,21 @@ impl RoomLog {
         )
         .await
         .map_err(|_| anyhow::anyhow!("Redis did not answer in time"))??;
+        let sent = u64::from(batch.header.is_some()) + u64::from(!batch.entries.is_empty());
         Ok(match answer {
             -1 => Committed::Fenced,
             -2 => Committed::Missing,
-            n => Committed::Ok(n.max(0) as u64),
+            n if batch.header.is_some() => {
+                self.len.store(n as u64, Ordering::Release);
+                Committed::Ok(n as u64)
+            }
+            n if n as u64 == expected + sent => {
+                self.len.store(n as u64, Ordering::Release);
+                Committed::Ok(n as u64)
+            }
+            // Not the log this host wrote (it cannot tell what became of an
+            // earlier write): it writes the whole log again.
+            _ => Committed::Missing,
         })
     }
 
@@ -345,6 +371,35 @@ pub(crate) async fn find_orphans(link: &Link) -> anyhow::Result<Vec<Orphan>> {
     // own order, so the rooms of a dead node spread over them.
     use rand::seq::SliceRandom;
     orphans.shuffle(&mut rand::rng());
+    Ok(orphans)
+}
+
+/// Rooms this node's id held when its previous process ended (killed, then
+/// restarted under the same `JUNO_NODE_ID` before anyone adopted them): asked
+/// once at start, before this process hosts anything, and taken back like a
+/// dead node's.
+pub(crate) async fn own_leftovers(link: &Link) -> anyhow::Result<Vec<Orphan>> {
+    let rooms: Vec<String> = link
+        .request(redis::cmd("SMEMBERS").arg(link.key(&["hosted", &link.node_id])))
+        .await?;
+    let detected = tokio::time::Instant::now();
+    let mut orphans = Vec::new();
+    for room in rooms {
+        let parent: Option<String> = link
+            .request(
+                redis::cmd("HGET")
+                    .arg(link.key(&["lease", &room]))
+                    .arg("parent"),
+            )
+            .await?;
+        if parent.is_none_or(|p| p.is_empty()) {
+            orphans.push(Orphan {
+                room,
+                dead: link.node_id.clone(),
+                detected,
+            });
+        }
+    }
     Ok(orphans)
 }
 

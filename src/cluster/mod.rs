@@ -101,7 +101,21 @@ impl Cluster {
         node_ttl: Duration,
     ) -> anyhow::Result<(Cluster, Inbox)> {
         let link = Link::connect(url, node_id, prefix).await?;
-        Ok(Cluster::with(node_id, Some(link), node_ttl))
+        let leftovers = journal::own_leftovers(&link).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %format!("{e:#}"), "looking for rooms a previous process of this node left");
+            Vec::new()
+        });
+        let (cluster, inbox) = Cluster::with(node_id, Some(link), node_ttl);
+        if !leftovers.is_empty() {
+            tracing::info!(
+                rooms = leftovers.len(),
+                "taking back the rooms this node's previous process hosted"
+            );
+        }
+        for orphan in leftovers {
+            let _ = cluster.orphans.0.send(orphan);
+        }
+        Ok((cluster, inbox))
     }
 
     fn with(node_id: &str, redis: Option<Arc<Link>>, node_ttl: Duration) -> (Cluster, Inbox) {
@@ -155,13 +169,17 @@ impl Cluster {
     /// Takes `room` over from the dead node `dead`: its log, if this node won it.
     pub async fn adopt(&self, room: &str, dead: &str) -> Option<Adopted> {
         let link = self.redis.as_ref()?;
-        match journal::adopt(link, &self.scripts, room, dead).await {
-            Ok(adopted) => adopted,
-            Err(e) => {
-                tracing::warn!(%room, %dead, error = %format!("{e:#}"), "adopting a room");
-                None
+        // A lost answer is asked again: the script answers its winner the same.
+        for attempt in 1..=3 {
+            match journal::adopt(link, &self.scripts, room, dead).await {
+                Ok(adopted) => return adopted,
+                Err(e) => {
+                    tracing::warn!(%room, %dead, attempt, error = %format!("{e:#}"), "adopting a room");
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
             }
         }
+        None
     }
 
     /// The rooms of dead nodes as the heartbeat finds them (taken once, by the game layer).

@@ -99,6 +99,10 @@ fn adopt<'a>(
         let Some(adopted) = node.cluster.adopt(room_id, dead).await else {
             return;
         };
+        if node.rooms.contains_key(room_id) {
+            // Hosted here already (a repeated answer to an adoption that succeeded).
+            return;
+        }
         let mut parts = adopted.log.iter();
         let header: Option<RoomHeader> = parts.next().and_then(|h| rmp_serde::from_slice(h).ok());
         let Some(header) = header else {
@@ -124,6 +128,7 @@ fn adopt<'a>(
         ) else {
             return;
         };
+        let log = log.with_len(adopted.log.len());
         node.metrics.rooms_adopted_total.inc();
         tracing::info!(room = %room_id, from = %dead, epoch = adopted.epoch, inputs = entries.len(), "adopting room");
         let rebuilt = rebuild(spec, &entries, adopted.origin);

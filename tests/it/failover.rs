@@ -499,6 +499,58 @@ async fn a_duel_survives_the_sigkill_of_its_host_and_keeps_an_acknowledged_answe
     }
 }
 
+/// A supervisor restarts a killed node under the same `JUNO_NODE_ID` before its
+/// TTL runs out, so the others never see it dead: the new process takes the old
+/// one's rooms back itself.
+#[tokio::test]
+async fn a_node_restarted_at_once_under_its_id_takes_its_rooms_back() {
+    let mut cluster = ClusterProcs::start(3, &test_redis_url(), &TTL_ENV).await;
+    let key = demo_key(&cluster).await;
+    let mut host = cluster.connect(0, "w").await;
+    let room = host
+        .create_room(Mode::Duel, Some(watched(2, LONG_MS)))
+        .await;
+    let mut ann = Member::connect(&cluster, 1, "ann").await;
+    let mut bob = Member::connect(&cluster, 2, "bob").await;
+    ann.join(&room).await;
+    bob.join(&room).await;
+    let q0 = ann.question(&room, 0).await;
+    bob.question(&room, 0).await;
+    ann.answer(&key, &q0, true)
+        .await
+        .expect("ok before the death");
+    for m in [&mut ann, &mut bob] {
+        m.settle().await;
+    }
+
+    let died = Instant::now();
+    cluster.nodes[0].kill();
+    drop(host);
+    cluster.restart(0, &TTL_ENV).await;
+    let bound = adoption_bound(died);
+    let (a, b) = tokio::join!(ann.adopted(&room, bound), bob.adopted(&room, bound));
+    for (user, state) in [("ann", &a), ("bob", &b)] {
+        assert_open(user, state, 0, LONG_MS);
+    }
+    for m in [&mut ann, &mut bob] {
+        m.asked_again(&room, 0, LONG_MS).await;
+    }
+    ann.assert_answered(&key, &q0).await;
+    bob.answer(&key, &q0, false)
+        .await
+        .expect("an answer to the process that took the room back");
+    let policy: Policy = Arc::new(|t: &Turn| match t.user {
+        "ann" => Some(true),
+        _ => Some(false),
+    });
+    let members = play_out(vec![ann, bob], &key, policy, &room).await;
+    for m in &members {
+        assert_one_story(m, &room, &[2..=2, 1..=1]);
+    }
+    assert_eq!(result_of(&members, &room).winner.as_deref(), Some("ann"));
+    recorded_once(&cluster, &room, 2).await;
+}
+
 #[tokio::test]
 async fn a_player_connected_to_the_dead_host_reconnects_through_nginx_and_finishes() {
     let mut cluster = ClusterProcs::start(3, &test_redis_url(), &TTL_ENV).await;

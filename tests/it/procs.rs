@@ -165,6 +165,27 @@ impl ClusterProcs {
         cluster
     }
 
+    /// Starts node `i` again under the same id (its old process must be gone),
+    /// as a supervisor restarting a crashed node would.
+    pub async fn restart(&mut self, i: usize, extra_env: &[(&str, &str)]) {
+        let id = self.nodes[i].id.clone();
+        let log_name = format!("{id}-restarted-{:08x}", rand::random::<u32>());
+        let mut node = spawn_node(
+            &self.dir.0,
+            &id,
+            &self.database_url,
+            &self.redis_url,
+            &self.prefix,
+            extra_env,
+        );
+        // Keep the first process's log: name the new one apart.
+        let moved = self.dir.0.join(format!("{log_name}.log"));
+        let _ = std::fs::rename(&node.log, &moved);
+        node.log = moved;
+        self.wait_ready(&node).await;
+        self.nodes[i] = node;
+    }
+
     async fn wait_ready(&self, node: &NodeProc) {
         for _ in 0..200 {
             if let Ok(resp) = self.http.get(node.url("/ready")).send().await {

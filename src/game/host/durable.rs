@@ -71,7 +71,12 @@ impl Host {
                         origin
                     },
                 };
-                match log.commit(&batch).await {
+                let sent = Instant::now();
+                let answer = log.commit(&batch).await;
+                if matches!(answer, Ok(Committed::Ok(_))) {
+                    self.proved_at = sent;
+                }
+                match answer {
                     Ok(Committed::Missing) if !whole_log => {
                         tracing::warn!(room = %self.room.id(), "the room's log is gone from Redis: writing it again");
                         whole_log = true;
@@ -113,6 +118,17 @@ impl Host {
                 _ => return true,
             }
         }
+    }
+
+    /// Whether what waits to go out was proved this node's too long ago. No
+    /// node adopts a room before its host's `alive` key has lived
+    /// `JUNO_NODE_TTL_MS` past the host's last beat, and the host beats three
+    /// times per TTL; a host that was frozen for half a TTL since the write
+    /// that proved its lease may have lost the room meanwhile.
+    pub(super) fn proof_is_stale(&self) -> bool {
+        self.log.is_some()
+            && !self.pending.is_empty()
+            && self.proved_at.elapsed() > self.node.config.node_ttl / 2
     }
 
     /// Wall-clock ms of room time 0 on this host.

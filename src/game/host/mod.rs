@@ -229,6 +229,7 @@ fn host(
         origin_changed: true,
         adopted_at: None,
         check_lease: false,
+        proved_at: Instant::now(),
         appends: 0,
         log_bytes: 0,
     };
@@ -284,6 +285,8 @@ struct Host {
     /// The next commit goes to Redis even with nothing to write, to learn
     /// whether the room is still this node's.
     check_lease: bool,
+    /// When the last write that proved the lease was sent.
+    proved_at: Instant,
     /// Commits and their bytes, for the per-room log metrics.
     appends: u64,
     log_bytes: u64,
@@ -328,6 +331,12 @@ impl Host {
         let stop = loop {
             if !self.commit().await {
                 break Stop::Fenced;
+            }
+            if self.proof_is_stale() {
+                // Frozen between the write and now: the room may be another
+                // node's by now. Ask again before anything goes out.
+                self.check_lease = true;
+                continue;
             }
             self.release();
             if self.should_exit() {
