@@ -39,10 +39,15 @@ NGX
 NG=$!; PIDS+=($NG)
 sleep 1
 echo "load before: $(load)"
+RP=$(redis-cli -h 127.0.0.1 info server | tr -d '\r' | awk -F: '$1=="process_id" {print $2}')
+R0=$(cpu_ticks $RP 2>/dev/null || echo 0)
 T0=$(( $(cpu_ticks $N1) + $(cpu_ticks $N2) + $(cpu_ticks $N3) ))
 "$LT" duels -n "$N" --think-ms 700 --duration 120 --source-ips 16 --target http://127.0.0.1:18100 --quiet "$@" || true
 T1=$(( $(cpu_ticks $N1) + $(cpu_ticks $N2) + $(cpu_ticks $N3) ))
 echo "nodes' CPU together: $(awk -v a=$T0 -v b=$T1 -v hz=$(getconf CLK_TCK) 'BEGIN {printf "%.1f", (b-a)/hz}') s"
+echo "Redis CPU (shared with anything else using it): $(awk -v a=$R0 -v b=$(cpu_ticks $RP 2>/dev/null || echo 0) -v hz=$(getconf CLK_TCK) 'BEGIN {printf "%.1f", (b-a)/hz}') s"
 echo "nginx workers' CPU: $(for p in $(pgrep -P $NG); do cpu_ticks $p; done | awk -v hz=$(getconf CLK_TCK) '{s+=$1} END {printf "%.1f", s/hz}') s"
+# The room logs (issue 12; none before it): appends and bytes, the three nodes together.
+echo "room log: $(for p in 18101 18102 18103; do echo "$(metric $p room_log_appends_total || true) $(metric $p room_log_bytes_total || true)"; done | awk '{a+=$1; b+=$2} END {printf "%d appends, %d bytes", a, b}')"
 echo "load after: $(load)"
 psql -h 127.0.0.1 -U postgres -d test -qc "drop database $DB with (force)" >/dev/null || true

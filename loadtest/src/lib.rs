@@ -125,6 +125,16 @@ pub enum Scenario {
         speed: f64,
         exact: bool,
     },
+    /// One room (`mode` duel or raid) created on the first target, its `players`
+    /// on the others, whose host is killed from outside mid-question
+    /// (`bench/failover.sh`); reports when the adoption reached the players.
+    Failover {
+        mode: juno_protocol::Mode,
+        players: usize,
+        mission: String,
+        pace: Pace,
+        play: Play,
+    },
 }
 
 impl Scenario {
@@ -136,6 +146,7 @@ impl Scenario {
             Scenario::Royale { .. } => "royale",
             Scenario::Raid { .. } => "raid",
             Scenario::Replay { .. } => "replay",
+            Scenario::Failover { .. } => "failover",
         }
     }
 }
@@ -381,6 +392,36 @@ fn validate(config: &Config) -> anyhow::Result<()> {
             anyhow::ensure!(
                 (1..=10_000).contains(players),
                 "--players must be 1..=10000"
+            );
+            anyhow::ensure!(play_ok(play), "--right must be within 0..=1");
+            anyhow::ensure!(
+                pace.question_ms >= 100,
+                "--question-ms must be at least 100"
+            );
+        }
+        Scenario::Failover {
+            mode,
+            players,
+            play,
+            pace,
+            ..
+        } => {
+            use juno_protocol::Mode;
+            anyhow::ensure!(
+                matches!(mode, Mode::Duel | Mode::Raid),
+                "failover: --mode duel or raid"
+            );
+            anyhow::ensure!(
+                if *mode == Mode::Duel {
+                    *players == 2
+                } else {
+                    (1..=10_000).contains(players)
+                },
+                "failover: a duel has 2 players, a raid 1..=10000"
+            );
+            anyhow::ensure!(
+                *players < config.per_process,
+                "failover runs in one process: --players below --per-process"
             );
             anyhow::ensure!(play_ok(play), "--right must be within 0..=1");
             anyhow::ensure!(

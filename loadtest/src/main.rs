@@ -171,6 +171,24 @@ enum Command {
         #[command(flatten)]
         play: PlayArgs,
     },
+    /// One room created on the first --target (its creator watches), its players
+    /// on the other targets; prints `FAILOVER ready` once question 0 is open and
+    /// half the players have their answer's ok, for bench/failover.sh to kill the
+    /// first target, then when the new host's room_state and question reached
+    /// the players (`FAILOVER players=…`, epoch ms). One process.
+    Failover {
+        /// duel (2 players) or raid.
+        #[arg(long, default_value = "duel")]
+        mode: String,
+        #[arg(long, default_value_t = 2)]
+        players: usize,
+        #[arg(long, default_value = "demo")]
+        mission: String,
+        #[command(flatten)]
+        pace: PaceArgs,
+        #[command(flatten)]
+        play: PlayArgs,
+    },
     /// K concurrent copies of a recorded match; each must reproduce its result.
     Replay {
         /// The match (room) id, fetched from GET /api/matches/{id} on the first target.
@@ -195,7 +213,7 @@ enum Command {
 fn config(cli: Cli) -> anyhow::Result<Config> {
     let command = cli
         .command
-        .context("a scenario is needed: connect, duels, royale, raid or replay")?;
+        .context("a scenario is needed: connect, duels, royale, raid, replay or failover")?;
     let scenario = match command {
         Command::Connect {
             connections,
@@ -241,6 +259,23 @@ fn config(cli: Cli) -> anyhow::Result<Config> {
             mission,
             pace: pace.into(),
             boss_hp,
+            play: play.into(),
+        },
+        Command::Failover {
+            mode,
+            players,
+            mission,
+            pace,
+            play,
+        } => Scenario::Failover {
+            mode: match mode.as_str() {
+                "duel" => juno_protocol::Mode::Duel,
+                "raid" => juno_protocol::Mode::Raid,
+                other => anyhow::bail!("failover --mode {other}: duel or raid"),
+            },
+            players,
+            mission,
+            pace: pace.into(),
             play: play.into(),
         },
         Command::Replay {

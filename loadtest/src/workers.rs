@@ -48,6 +48,8 @@ fn shape(config: &Config) -> anyhow::Result<(usize, usize)> {
         Scenario::Connect { connections, .. } => (*connections, 1),
         Scenario::Duels { duels, .. } => (*duels, 2),
         Scenario::Royale { rooms, size, .. } => (*rooms, *size),
+        // One process (checked): the host and its players.
+        Scenario::Failover { players, .. } => (1, players + 1),
         Scenario::Raid {
             players,
             spectators,

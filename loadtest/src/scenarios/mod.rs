@@ -4,6 +4,7 @@
 
 pub mod connect;
 pub mod duels;
+pub mod failover;
 pub mod raid;
 pub mod replay;
 pub mod royale;
@@ -43,6 +44,13 @@ pub async fn run(ctx: Arc<Ctx>, config: &Config) -> anyhow::Result<()> {
             play,
         } => royale::run(ctx, config, *rooms, *size, mission, *pace, *play).await,
         Scenario::Raid { .. } => raid::run(ctx, config).await,
+        Scenario::Failover {
+            mode,
+            players,
+            mission,
+            pace,
+            play,
+        } => failover::run(ctx, config, *mode, *players, mission, *pace, *play).await,
         Scenario::Replay {
             source,
             copies,
