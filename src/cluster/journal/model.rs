@@ -12,6 +12,8 @@ pub struct Lease {
     pub epoch: u64,
     pub parent: String,
     pub origin: i64,
+    /// CLOSE ran: no commit, no adoption (the `closed` field of the hash).
+    pub closed: bool,
 }
 
 /// What the scripts read and write, as Redis would hold it.
@@ -36,6 +38,9 @@ pub struct Commit<'a> {
     /// The header when the whole log is written.
     pub header: Option<&'a [u8]>,
     pub entries: &'a [u8],
+    /// The log's length the host last heard (ARGV[10]): a batch is appended
+    /// only onto a log that long.
+    pub expected: u64,
     pub now: i64,
 }
 
@@ -43,19 +48,27 @@ impl Store {
     /// [`super::COMMIT_LUA`]: the log's length, -1 fenced, -2 missing.
     pub fn commit(&mut self, c: &Commit) -> i64 {
         if let Some(lease) = self.leases.get_mut(c.room) {
-            if lease.node != c.node || lease.epoch != c.epoch {
+            if lease.node != c.node || lease.epoch != c.epoch || lease.closed {
                 return -1;
             }
             if let Some(origin) = c.origin {
                 lease.origin = origin;
             }
-            // Everything sent is appended, the header too when the whole log
-            // comes again (a retry after a lost answer): as the script does.
             let log = self.logs.entry(c.room.to_string()).or_default();
+            // The whole log replaces what is there, so sending it again
+            // changes nothing.
             if let Some(header) = c.header {
+                log.clear();
                 log.push(header.to_vec());
+                if !c.entries.is_empty() {
+                    log.push(c.entries.to_vec());
+                }
+                return log.len() as i64;
             }
-            if !c.entries.is_empty() {
+            // A batch goes onto the log the host knows, or not at all: sent
+            // again after its first attempt landed, it is not appended twice.
+            // The answer is the length either way.
+            if !c.entries.is_empty() && log.len() as u64 == c.expected {
                 log.push(c.entries.to_vec());
             }
             return log.len() as i64;
@@ -70,6 +83,7 @@ impl Store {
                 epoch: c.epoch,
                 parent: c.parent.to_string(),
                 origin: c.origin.unwrap_or(0),
+                closed: false,
             },
         );
         let mut log = vec![header.to_vec()];
@@ -88,13 +102,23 @@ impl Store {
     }
 
     /// [`super::ADOPT_LUA`]: the new epoch and the log, if `me` won the room.
+    /// Asked again by the node that already won it (`dead` ≠ `me`), the same
+    /// epoch and log, and nothing changes. `dead` = `me` (a node restarted
+    /// under its id takes its rooms back) skips the `alive` check and always
+    /// bumps the epoch.
     pub fn adopt(&mut self, room: &str, dead: &str, me: &str) -> Option<(u64, Vec<Vec<u8>>)> {
-        let held_by_dead = self.leases.get(room).is_some_and(|l| l.node == dead);
-        if !held_by_dead {
+        let lease = self.leases.get(room);
+        if let Some(lease) = lease.filter(|l| l.node == me && dead != me && !l.closed) {
+            return Some((
+                lease.epoch,
+                self.logs.get(room).cloned().unwrap_or_default(),
+            ));
+        }
+        if !lease.is_some_and(|l| l.node == dead && !l.closed) {
             self.srem(dead, room);
             return None;
         }
-        if self.alive.contains(dead) {
+        if dead != me && self.alive.contains(dead) {
             return None;
         }
         let lease = self.leases.get_mut(room)?;
@@ -109,17 +133,19 @@ impl Store {
         Some((epoch, self.logs.get(room).cloned().unwrap_or_default()))
     }
 
-    /// [`super::CLOSE_LUA`]: whether `node` held it. The lease and the log stay
-    /// as they are until their TTL passes (which the model does not count): the
-    /// script only sets EXPIRE on them.
+    /// [`super::CLOSE_LUA`]: whether `node` held it. The lease is marked
+    /// closed; it and the log stay otherwise as they are until their TTL
+    /// passes (which the model does not count): the script only sets EXPIRE on
+    /// them.
     pub fn close(&mut self, node: &str, epoch: u64, room: &str) -> bool {
-        if !self
+        let Some(lease) = self
             .leases
-            .get(room)
-            .is_some_and(|l| l.node == node && l.epoch == epoch)
-        {
+            .get_mut(room)
+            .filter(|l| l.node == node && l.epoch == epoch)
+        else {
             return false;
-        }
+        };
+        lease.closed = true;
         self.srem(node, room);
         true
     }
