@@ -85,8 +85,11 @@ return redis.call('LLEN', KEYS[2])
 /// skips the `alive` check: its new process beats already, and the old one is
 /// fenced by the new epoch.
 ///
+/// The winner is recorded in `beat` at once (as a created lease's node is),
+/// so that if it dies before its own next beat its rooms are still found.
+///
 /// KEYS: lease, rlog, hosted:{dead}, hosted:{me}, alive:{dead}, beat
-/// ARGV: room, dead, me
+/// ARGV: room, dead, me, now ms
 pub(crate) const ADOPT_LUA: &str = r"
 local cur = redis.call('HMGET', KEYS[1], 'node', 'epoch', 'origin', 'closed')
 if cur[1] and cur[1] == ARGV[3] and ARGV[2] ~= ARGV[3] and not cur[4] then
@@ -103,6 +106,7 @@ redis.call('HSET', KEYS[1], 'node', ARGV[3], 'epoch', epoch)
 redis.call('SREM', KEYS[3], ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
 local beat = redis.call('HGET', KEYS[6], ARGV[2]) or ''
+redis.call('HSET', KEYS[6], ARGV[3], ARGV[4])
 return {epoch, cur[3] or '0', beat, redis.call('LRANGE', KEYS[2], 0, -1)}
 ";
 
@@ -422,7 +426,12 @@ pub(crate) async fn adopt(
                 &link.key(&["alive", dead]),
                 &link.key(&["beat"]),
             ],
-            &[room, dead, &link.node_id],
+            &[
+                room,
+                dead,
+                &link.node_id,
+                &chrono::Utc::now().timestamp_millis().to_string(),
+            ],
         )
         .await?;
     Ok(answer.map(|(epoch, origin, beat, log)| Adopted {

@@ -106,7 +106,13 @@ impl Store {
     /// epoch and log, and nothing changes. `dead` = `me` (a node restarted
     /// under its id takes its rooms back) skips the `alive` check and always
     /// bumps the epoch.
-    pub fn adopt(&mut self, room: &str, dead: &str, me: &str) -> Option<(u64, Vec<Vec<u8>>)> {
+    pub fn adopt(
+        &mut self,
+        room: &str,
+        dead: &str,
+        me: &str,
+        now: i64,
+    ) -> Option<(u64, Vec<Vec<u8>>)> {
         let lease = self.leases.get(room);
         if let Some(lease) = lease.filter(|l| l.node == me && dead != me && !l.closed) {
             return Some((
@@ -130,6 +136,7 @@ impl Store {
             .entry(me.to_string())
             .or_default()
             .insert(room.to_string());
+        self.beat.insert(me.to_string(), now);
         Some((epoch, self.logs.get(room).cloned().unwrap_or_default()))
     }
 

@@ -9,8 +9,8 @@
 //! The table covers every branch of the scripts, among them the ones that
 //! fixed what the simulation found (a batch or whole log sent again is not
 //! appended twice, a closed room is neither written nor adopted, an adoption
-//! whose answer was lost can be asked again). One case, marked "today", pins
-//! a gap the simulation found that is still open (see its test). Seeded
+//! whose answer was lost can be asked again). One more, found the same way, puts an
+//! adoption's winner in `beat` so its rooms are found if it dies at once. Seeded
 //! random sequences of the same steps then cover what the table's author did
 //! not think of.
 
@@ -496,8 +496,8 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
-        // See `today_a_winner_missing_from_beat_is_never_scanned`.
-        name: "today: ADOPT leaves its winner out of `beat`",
+        // See `a_winner_that_dies_before_it_beats_is_still_scanned`.
+        name: "ADOPT puts its winner in `beat`",
         steps: &[
             (whole("a", 1, "1"), Len(2)),
             (Op::Expire("a"), Done),
@@ -516,17 +516,15 @@ const CASES: &[Case] = &[
     },
 ];
 
-/// Today: ADOPT_LUA gives the room to a node without putting it in `beat`, and
-/// the scan (`find_orphans`, [`Store::orphans`]) lists dead nodes from `beat`.
-/// A winner whose heartbeat has not reached this Redis (it was stalled, and
-/// Redis came back empty since its last one) and that dies before its next
-/// one holds a room that no scan ever finds: the simulation's
-/// `resent_commits_leave_a_log_that_replays` strands one so at seed 176945
-/// (with `JUNO_SIM_SEEDS=200000`). The fix is ADOPT_LUA writing
-/// `HSET beat me now` once it won, as COMMIT_LUA's create path does; then this
-/// test turns around.
+/// ADOPT_LUA puts its winner in `beat` (as COMMIT_LUA's create path does),
+/// because the scan (`find_orphans`, [`Store::orphans`]) lists dead nodes from
+/// `beat`: a winner whose own heartbeat has not reached this Redis (it was
+/// stalled, and Redis came back empty since its last one) and that dies
+/// before its next one is still found. Without it the simulation's
+/// `resent_commits_leave_a_log_that_replays` stranded a room at seed 176945
+/// (with `JUNO_SIM_SEEDS=200000`).
 #[test]
-fn today_a_winner_missing_from_beat_is_never_scanned() {
+fn a_winner_that_dies_before_it_beats_is_still_scanned() {
     let mut store = Store::default();
     let steps = [
         whole("a", 1, "1"),
@@ -539,8 +537,11 @@ fn today_a_winner_missing_from_beat_is_never_scanned() {
     }
     assert_eq!(store.leases[ROOM].node, "b");
     assert!(!store.alive.contains("b"));
-    assert!(!store.beat.contains_key("b"));
-    assert_eq!(store.orphans("c"), Vec::<(String, String)>::new());
+    assert!(store.beat.contains_key("b"));
+    assert_eq!(
+        store.orphans("c"),
+        vec![("b".to_string(), ROOM.to_string())]
+    );
 }
 
 /// `now` for the n-th step of a case: distinct, so `beat` values tell steps apart.
@@ -579,7 +580,7 @@ fn run_model(store: &mut Store, op: &Op, step: usize) -> Answer {
             let beat = store.beat.get(dead).copied().unwrap_or(0);
             Answer::Adopted(
                 store
-                    .adopt(ROOM, dead, me)
+                    .adopt(ROOM, dead, me, now(step))
                     .map(|(epoch, log)| (epoch, origin, beat, log)),
             )
         }
@@ -715,6 +716,7 @@ async fn run_redis(
                 .arg(ROOM)
                 .arg(dead)
                 .arg(me)
+                .arg(now(step))
                 .invoke_async(conn)
                 .await?;
             Answer::Adopted(got.map(|(epoch, o, beat, log)| {

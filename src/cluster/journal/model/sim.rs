@@ -1085,7 +1085,7 @@ impl World {
             Req::Adopt { dead } => {
                 let again =
                     dead != id && self.store.leases.get(room).is_some_and(|l| l.node == *id);
-                let got = self.store.adopt(room, dead, id);
+                let got = self.store.adopt(room, dead, id, self.now);
                 if got.is_some() {
                     if again {
                         self.stats.asked_again += 1;
