@@ -353,23 +353,7 @@ pub(crate) async fn find_orphans(link: &Link) -> anyhow::Result<Vec<Orphan>> {
             link.request::<i64>(&forget).await?;
             continue;
         }
-        for room in rooms {
-            let parent: Option<String> = link
-                .request(
-                    redis::cmd("HGET")
-                        .arg(link.key(&["lease", &room]))
-                        .arg("parent"),
-                )
-                .await?;
-            if parent.is_some_and(|p| !p.is_empty()) {
-                continue;
-            }
-            orphans.push(Orphan {
-                room,
-                dead: node.clone(),
-                detected,
-            });
-        }
+        orphans.extend(top_level(link, rooms, &node, detected).await?);
     }
     // Every survivor scans at about the same time: each takes the rooms in its
     // own order, so the rooms of a dead node spread over them.
@@ -386,7 +370,17 @@ pub(crate) async fn own_leftovers(link: &Link) -> anyhow::Result<Vec<Orphan>> {
     let rooms: Vec<String> = link
         .request(redis::cmd("SMEMBERS").arg(link.key(&["hosted", &link.node_id])))
         .await?;
-    let detected = tokio::time::Instant::now();
+    top_level(link, rooms, &link.node_id, tokio::time::Instant::now()).await
+}
+
+/// `rooms` of `dead` as orphans, leaving out tournaments' duels (whoever
+/// adopts their parent adopts them).
+async fn top_level(
+    link: &Link,
+    rooms: Vec<String>,
+    dead: &str,
+    detected: tokio::time::Instant,
+) -> anyhow::Result<Vec<Orphan>> {
     let mut orphans = Vec::new();
     for room in rooms {
         let parent: Option<String> = link
@@ -399,7 +393,7 @@ pub(crate) async fn own_leftovers(link: &Link) -> anyhow::Result<Vec<Orphan>> {
         if parent.is_none_or(|p| p.is_empty()) {
             orphans.push(Orphan {
                 room,
-                dead: link.node_id.clone(),
+                dead: dead.to_string(),
                 detected,
             });
         }
