@@ -1040,34 +1040,10 @@ async fn redis_back(cluster: &ClusterProcs) {
         }
     })
     .await;
-    let mut conn = cluster.redis().await;
-    let n = cluster.nodes.len();
-    let mut channels: Vec<String> = (1..=n)
-        .map(|i| cluster.key(&["to", &format!("n{i}")]))
-        .collect();
-    channels.push(cluster.key(&["all"]));
     eventually(
         "every node subscribed to the bus again",
         DEADLINE,
-        async || {
-            let subscribers: HashMap<String, u64> = redis::cmd("PUBSUB")
-                .arg("NUMSUB")
-                .arg(&channels)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| e.to_string())?;
-            let counts: Vec<u64> = channels
-                .iter()
-                .map(|c| subscribers.get(c).copied().unwrap_or(0))
-                .collect();
-            let mut want = vec![1; n];
-            want.push(n as u64);
-            if counts == want {
-                Ok(())
-            } else {
-                Err(format!("subscribers {subscribers:?}"))
-            }
-        },
+        async || cluster.bus_subscribed().await,
     )
     .await;
 }

@@ -186,6 +186,35 @@ impl ClusterProcs {
         self.nodes[i] = node;
     }
 
+    /// `Ok` once every node listens on its own bus channel and on the
+    /// all-nodes one (a restarted Redis knows no subscriptions: each node must
+    /// subscribe again); the subscriber counts otherwise.
+    pub async fn bus_subscribed(&self) -> Result<(), String> {
+        let mut conn = self.redis().await;
+        let n = self.nodes.len();
+        let mut channels: Vec<String> = (1..=n)
+            .map(|i| self.key(&["to", &format!("n{i}")]))
+            .collect();
+        channels.push(self.key(&["all"]));
+        let subscribers: std::collections::HashMap<String, u64> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channels)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        let counts: Vec<u64> = channels
+            .iter()
+            .map(|c| subscribers.get(c).copied().unwrap_or(0))
+            .collect();
+        let mut want = vec![1; n];
+        want.push(n as u64);
+        if counts == want {
+            Ok(())
+        } else {
+            Err(format!("subscribers {subscribers:?}"))
+        }
+    }
+
     async fn wait_ready(&self, node: &NodeProc) {
         for _ in 0..200 {
             if let Ok(resp) = self.http.get(node.url("/ready")).send().await {
